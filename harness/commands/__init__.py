@@ -1,0 +1,1 @@
+"""One module per group of `python -m harness` commands; each defines `register(app)`."""

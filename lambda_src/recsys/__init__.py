@@ -1,0 +1,1 @@
+"""Code shared by the platform's Lambda functions (numpy only on the serving path: no torch, no pickle)."""
