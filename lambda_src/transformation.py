@@ -1,5 +1,141 @@
-"""Stub: the transformation Lambda handler lands with its issue (see docs/ARCHITECTURE.md)."""
+"""Firehose data-transformation processor: adds `recommended_items` and `similar_items` to every session record.
+
+The handler is wiring only: decoding and validation live in `recsys.firehose`, the batch logic in `recsys.recommend`.
+Per container, the serving model is loaded once and one database connection is kept; per batch, the cost is one model
+call and two SQL statements. A record that can never be processed comes back `ProcessingFailed` (reason logged, no
+record content); a failure of the database raises, so Firehose retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import KinesisFirehoseEvent
+from recsys import firehose
+from recsys.firehose import InvalidRecord, SessionEvent, TransformedRecord
+from recsys.recommend import ItemsForUsers, Recommendation, SimilarItems, UserEmbedder, recommend_batch
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "transformation"))
+
+DEFAULT_TOP_K = 5
 
 
-def handler(event, context):  # pragma: no cover - replaced by the real handler
-    raise NotImplementedError("the transformation function is not implemented yet")
+def top_k_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    raw = environ.get("TOP_K", "").strip()
+    if not raw:
+        return DEFAULT_TOP_K
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ValueError(f"TOP_K must be an integer from 1 to 100, got {raw!r}: fix the function's environment")
+    return int(raw)
+
+
+def transform_batch(
+    records: Sequence[tuple[str, Any]],
+    *,
+    model: UserEmbedder,
+    items_for_users: ItemsForUsers,
+    similar_items: SimilarItems,
+    k: int,
+) -> list[TransformedRecord]:
+    """(recordId, base64 data) pairs -> one response entry per recordId, in input order."""
+    sessions: list[SessionEvent] = []
+    valid_positions: list[int] = []
+    out: list[TransformedRecord | None] = [None] * len(records)
+    for position, (record_id, data) in enumerate(records):
+        try:
+            sessions.append(firehose.decode_session(data))
+        except InvalidRecord as err:
+            out[position] = firehose.failed(record_id, data, str(err))
+            continue
+        valid_positions.append(position)
+
+    results = recommend_batch(
+        sessions, model=model, items_for_users=items_for_users, similar_items=similar_items, k=k
+    )
+    for position, session, result in zip(valid_positions, sessions, results, strict=True):
+        record_id, data = records[position]
+        if isinstance(result, Recommendation):
+            payload = firehose.enriched_payload(session, result.recommended, result.product_code, result.neighbours)
+            out[position] = firehose.ok(record_id, payload)
+        else:
+            out[position] = firehose.failed(record_id, data, str(result))
+    return [entry for entry in out if entry is not None]
+
+
+class _Container:
+    """What a warm container keeps between invocations: the model (loaded once) and one connection."""
+
+    def __init__(self) -> None:
+        self.model: UserEmbedder | None = None
+        self.conn: Any = None
+
+    def load_model(self) -> UserEmbedder:
+        if self.model is None:
+            from recsys.model import ServingModel
+
+            self.model = ServingModel.from_s3(
+                os.environ["ARTIFACTS_BUCKET"], os.environ.get("SERVING_PREFIX", "serving/")
+            )
+        return self.model
+
+    def connection(self) -> Any:
+        if self.conn is None or getattr(self.conn, "closed", 0):
+            from recsys import vectordb
+
+            self.conn = vectordb.connect_from_env()
+        return self.conn
+
+    def forget_connection(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - the connection is already broken; we only let go of it
+                pass
+
+
+container = _Container()
+
+
+def _database_calls(conn: Any) -> tuple[ItemsForUsers, SimilarItems]:
+    from recsys import vectordb
+
+    def items_for_users(embeddings: Any, k: int) -> Any:
+        return vectordb.items_for_users(conn, embeddings, k)
+
+    def similar_items(item_ids: Sequence[str], k: int) -> Any:
+        return vectordb.similar_items(conn, item_ids, k)
+
+    return items_for_users, similar_items
+
+
+def process_event(event: dict[str, Any]) -> dict[str, Any]:
+    firehose_event = KinesisFirehoseEvent(event)
+    records = [(record.record_id, record.get("data")) for record in firehose_event.records]
+    k = top_k_from_env()
+    model = container.load_model()
+    try:
+        conn = container.connection()
+        items_for_users, similar_items = _database_calls(conn)
+        transformed = transform_batch(
+            records, model=model, items_for_users=items_for_users, similar_items=similar_items, k=k
+        )
+    except Exception:
+        # Whatever broke mid-batch (most often the database), the next invocation starts with a fresh connection.
+        container.forget_connection()
+        raise
+    failures = [entry for entry in transformed if entry.result == "ProcessingFailed"]
+    for entry in failures:
+        logger.warning("record not processed", extra={"record_id": entry.record_id, "reason": entry.reason})
+    logger.info(
+        "batch transformed",
+        extra={"invocation_id": firehose_event.invocation_id, "records": len(records), "failed": len(failures)},
+    )
+    return firehose.response(transformed)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_event(event)

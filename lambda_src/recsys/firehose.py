@@ -1,0 +1,212 @@
+"""The Firehose data-transformation contract and the pure per-record logic of the transformation function.
+
+Firehose hands the processor `{"invocationId", "deliveryStreamArn", "region", "records": [{"recordId", "data", ...}]}`
+and expects `{"records": [{"recordId", "result", "data"}]}` back, every recordId exactly once. Everything here is pure:
+decoding and validating one session event, choosing the history product whose neighbours we show, and encoding the
+enriched record as one line of JSON Lines. The handler (`transformation.py`) only wires these to the model and the
+database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Result = Literal["Ok", "Dropped", "ProcessingFailed"]
+RESULTS: tuple[Result, ...] = ("Ok", "Dropped", "ProcessingFailed")
+
+
+class InvalidRecord(ValueError):
+    """A record this function can never process, whatever the retry. The message is the reason: it names fields and
+    expectations, never the record's values (they are customer data and must not reach the logs)."""
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    product_code: str
+    quantity: str
+    in_shopping_cart: bool
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """One shopper's session as the producer sends it. `payload` is the decoded JSON object, kept whole so the
+    delivered record is the input plus our fields, including any field a newer producer adds."""
+
+    session_id: str
+    customer_number: int
+    city: str
+    country: str
+    credit_limit: float
+    browse_history: tuple[HistoryItem, ...]
+    payload: Mapping[str, Any]
+
+    def user_features(self) -> dict[str, Any]:
+        """The user tower's input, in the shape of the lab's `/user_embeddings` body."""
+        return {"city": self.city, "country": self.country, "creditlimit": self.credit_limit}
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class NeighbourItem:
+    id: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class TransformedRecord:
+    """One entry of the processor's response. `reason` is for the log only; Firehose never sees it."""
+
+    record_id: str
+    result: Result
+    data: str
+    reason: str | None = None
+
+    def asdict(self) -> dict[str, str]:
+        return {"recordId": self.record_id, "result": self.result, "data": self.data}
+
+
+def _require(payload: Mapping[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    if name not in payload:
+        raise InvalidRecord(f"missing field '{name}'")
+    value = payload[name]
+    # bool is an int in Python, but `true` is not a customer number or a credit limit.
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise InvalidRecord(f"field '{name}' must be {what}, got a boolean")
+    if not isinstance(value, kind):
+        raise InvalidRecord(f"field '{name}' must be {what}, got {type(value).__name__}")
+    return value
+
+
+def _history_item(entry: Any, index: int) -> HistoryItem:
+    where = f"browse_history[{index}]"
+    if not isinstance(entry, dict):
+        raise InvalidRecord(f"{where} must be an object, got {type(entry).__name__}")
+    try:
+        code = _require(entry, "product_code", str, "a string")
+        quantity = _require(entry, "quantity", str, "a string of digits")
+        in_cart = _require(entry, "in_shopping_cart", bool, "a boolean")
+    except InvalidRecord as err:
+        raise InvalidRecord(f"{where}: {err}") from None
+    if not code.strip():
+        raise InvalidRecord(f"{where}: field 'product_code' is empty")
+    if not quantity.isascii() or not quantity.isdigit():
+        raise InvalidRecord(f"{where}: field 'quantity' must be a string of digits")
+    return HistoryItem(product_code=code, quantity=quantity, in_shopping_cart=in_cart)
+
+
+def parse_session(payload: Any) -> SessionEvent:
+    """Validate one decoded event; raise `InvalidRecord` naming the first thing that is wrong."""
+    if not isinstance(payload, dict):
+        raise InvalidRecord(f"the record must be a JSON object, got {type(payload).__name__}")
+    session_id = _require(payload, "session_id", str, "a string")
+    customer_number = _require(payload, "customer_number", int, "an integer")
+    city = _require(payload, "city", str, "a string")
+    country = _require(payload, "country", str, "a string")
+    credit_limit = _require(payload, "credit_limit", (int, float), "a number")
+    if not math.isfinite(credit_limit):
+        raise InvalidRecord("field 'credit_limit' must be a finite number")
+    history = _require(payload, "browse_history", list, "a list")
+    if not history:
+        raise InvalidRecord("field 'browse_history' is empty: there is no product to recommend from")
+    items = tuple(_history_item(entry, i) for i, entry in enumerate(history))
+    return SessionEvent(
+        session_id=session_id,
+        customer_number=customer_number,
+        city=city,
+        country=country,
+        credit_limit=float(credit_limit),
+        browse_history=items,
+        payload=payload,
+    )
+
+
+def decode_record_data(data: Any) -> Any:
+    """base64 -> UTF-8 -> JSON, each failure named."""
+    if not isinstance(data, str):
+        raise InvalidRecord("the record's data is not a base64 string")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRecord("the record's data is not valid base64") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRecord("the record's data is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise InvalidRecord("the record's data is not JSON") from None
+
+
+def decode_session(data: Any) -> SessionEvent:
+    return parse_session(decode_record_data(data))
+
+
+def choose_history_product(history: Sequence[HistoryItem]) -> str:
+    """The product whose neighbours the shopper sees: the first one in the cart, else the first one browsed.
+
+    Deterministic on purpose (the lab picked one at random): the same session always gets the same answer, so a
+    retried batch delivers identical records and tests can state what they expect.
+    """
+    if not history:
+        raise InvalidRecord("field 'browse_history' is empty: there is no product to recommend from")
+    for item in history:
+        if item.in_shopping_cart:
+            return item.product_code
+    return history[0].product_code
+
+
+def enriched_payload(
+    session: SessionEvent,
+    recommended: Sequence[ScoredItem],
+    product_code: str,
+    neighbours: Sequence[NeighbourItem],
+) -> dict[str, Any]:
+    """The delivered record: the input object plus the lab's two fields, in the lab's shapes."""
+    out = dict(session.payload)
+    out["recommended_items"] = [{"id": item.id, "score": item.score} for item in recommended]
+    out["similar_items"] = {
+        "product_code": product_code,
+        "similar_items": [{"id": item.id, "distance": item.distance} for item in neighbours],
+    }
+    return out
+
+
+def encode_json_line(payload: Mapping[str, Any]) -> str:
+    """base64 of one JSON object plus a newline: the delivered objects are JSON Lines that Athena and pandas read."""
+    line = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+    return base64.b64encode(line.encode("utf-8")).decode("ascii")
+
+
+def ok(record_id: str, payload: Mapping[str, Any]) -> TransformedRecord:
+    return TransformedRecord(record_id=record_id, result="Ok", data=encode_json_line(payload))
+
+
+def failed(record_id: str, original_data: Any, reason: str) -> TransformedRecord:
+    """A ProcessingFailed entry. Firehose writes the *original* record to the error output, so the data we return is
+    only required to be valid base64: we echo the input when it is, and return empty data otherwise."""
+    data = original_data if isinstance(original_data, str) and _is_base64(original_data) else ""
+    return TransformedRecord(record_id=record_id, result="ProcessingFailed", data=data, reason=reason)
+
+
+def _is_base64(value: str) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def response(records: Sequence[TransformedRecord]) -> dict[str, list[dict[str, str]]]:
+    return {"records": [record.asdict() for record in records]}
