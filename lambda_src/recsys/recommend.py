@@ -25,9 +25,11 @@ class UserEmbedder(Protocol):
     def user_embeddings(self, users: Sequence[Mapping[str, Any]]) -> Any: ...
 
 
-# (embeddings, k) -> per embedding, the top-k items; (item_ids, k) -> per item id, its k nearest other items.
-ItemsForUsers = Callable[[Any, int], Sequence[Any]]
-SimilarItems = Callable[[Sequence[str], int], Any]
+# The shapes of `recsys.vectordb` with the connection bound: (embeddings, k) -> per embedding, the top-k
+# `(item_id, score)` by inner product; (item_ids, k) -> per item id, in order, the k most cosine-similar other items as
+# `(item_id, similarity)`, an empty list for an id that is not in item_emb.
+ItemsForUsers = Callable[[Any, int], Sequence[Sequence[tuple[str, float]]]]
+SimilarItems = Callable[[Sequence[str], int], Sequence[Sequence[tuple[str, float]]]]
 
 
 @dataclass(frozen=True)
@@ -37,24 +39,14 @@ class Recommendation:
     neighbours: tuple[NeighbourItem, ...]
 
 
-def _pair(row: Any, value_key: str) -> tuple[str, float]:
-    """One result row as (id, value), whether the query layer returns tuples, dicts or small objects."""
-    if isinstance(row, Mapping):
-        return str(row["id"]), float(row[value_key])
-    if isinstance(row, tuple | list) and len(row) == 2:
-        return str(row[0]), float(row[1])
-    return str(row.id), float(getattr(row, value_key))
+def _scored(rows: Sequence[tuple[str, float]]) -> tuple[ScoredItem, ...]:
+    return tuple(ScoredItem(id=str(item_id), score=float(score)) for item_id, score in rows)
 
 
-def _neighbours_by_product(result: Any, product_codes: Sequence[str]) -> dict[str, list[Any]]:
-    if isinstance(result, Mapping):
-        return {str(code): list(rows) for code, rows in result.items() if rows is not None}
-    rows_per_code = list(result)
-    if len(rows_per_code) != len(product_codes):
-        raise RuntimeError(
-            f"similar_items returned {len(rows_per_code)} result lists for {len(product_codes)} product codes"
-        )
-    return {code: list(rows) for code, rows in zip(product_codes, rows_per_code, strict=True) if rows is not None}
+def _neighbours(rows: Sequence[tuple[str, float]]) -> tuple[NeighbourItem, ...]:
+    # vectordb ranks neighbours by cosine similarity; the lab's field is a distance, so we report the cosine
+    # distance (1 - similarity): 0 for the same direction, 2 for the opposite one, smaller is closer.
+    return tuple(NeighbourItem(id=str(item_id), distance=1.0 - float(score)) for item_id, score in rows)
 
 
 def recommend_batch(
@@ -79,7 +71,10 @@ def recommend_batch(
 
     chosen = [choose_history_product(s.browse_history) for s in sessions]
     distinct = sorted(set(chosen))
-    neighbours = _neighbours_by_product(similar_items(distinct, k), distinct)
+    neighbour_rows = list(similar_items(distinct, k))
+    if len(neighbour_rows) != len(distinct):
+        raise RuntimeError(f"similar_items returned {len(neighbour_rows)} result lists for {len(distinct)} item ids")
+    neighbours = dict(zip(distinct, neighbour_rows, strict=True))
 
     out: list[Recommendation | InvalidRecord] = []
     for rows, code in zip(top_items, chosen, strict=True):
@@ -89,7 +84,5 @@ def recommend_batch(
         if not near:
             out.append(InvalidRecord("the chosen browse_history product is not in the item catalogue"))
             continue
-        scored = tuple(ScoredItem(*_pair(row, "score")) for row in rows)
-        near_items = tuple(NeighbourItem(*_pair(row, "distance")) for row in near)
-        out.append(Recommendation(recommended=scored, product_code=code, neighbours=near_items))
+        out.append(Recommendation(recommended=_scored(rows), product_code=code, neighbours=_neighbours(near)))
     return out

@@ -68,16 +68,19 @@ class FakeVectorDb:
             out.append([(self.catalogue[i], float(row[i])) for i in top])
         return out
 
-    def similar_items(self, item_ids: list[str], k: int) -> dict[str, list[dict[str, Any]]]:
+    def similar_items(self, item_ids: list[str], k: int) -> list[list[tuple[str, float]]]:
+        """As recsys.vectordb: per id in order, the k most cosine-similar others; [] for an unknown id."""
         self._trip()
         index = {code: i for i, code in enumerate(self.catalogue)}
-        out: dict[str, list[dict[str, Any]]] = {}
+        unit = self.items / np.linalg.norm(self.items, axis=1, keepdims=True)
+        out: list[list[tuple[str, float]]] = []
         for code in item_ids:
             if code not in index:
+                out.append([])
                 continue
-            dist = np.linalg.norm(self.items - self.items[index[code]], axis=1)
-            order = [i for i in np.argsort(dist) if i != index[code]][:k]
-            out[code] = [{"id": self.catalogue[i], "distance": float(dist[i])} for i in order]
+            similarity = unit @ unit[index[code]]
+            order = [i for i in np.argsort(-similarity) if i != index[code]][:k]
+            out.append([(self.catalogue[i], float(similarity[i])) for i in order])
         return out
 
 
@@ -209,6 +212,8 @@ def test_delivered_record_is_the_input_plus_k_recommendations_and_neighbours_of_
         assert similar["product_code"] == (in_cart or [session["browse_history"][0]["product_code"]])[0]
         assert len(similar["similar_items"]) == k
         assert all(n["id"] != similar["product_code"] for n in similar["similar_items"])
+        distances = [n["distance"] for n in similar["similar_items"]]
+        assert distances == sorted(distances) and all(0.0 <= d <= 2.0 for d in distances), "closest first"
 
 
 @settings(max_examples=30, deadline=None)
