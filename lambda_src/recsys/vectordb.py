@@ -1,0 +1,649 @@
+"""PostgreSQL + pgvector: the connection the Lambda functions use, the schema, and the batch similarity queries.
+
+Metrics (higher score is always better):
+- user -> items (`items_for_users`): inner product, `score = user . item`, because the model predicts
+  `rating = offset + user . item`; the best-scored item is the one with the highest predicted rating.
+- item -> items (`similar_items`): cosine similarity, `score = 1 - cosine_distance` in [-1, 1], so a popular item with a
+  long vector does not crowd out the items that really resemble the query item.
+
+Each function is one SQL statement for the whole batch (`unnest ... WITH ORDINALITY` + `CROSS JOIN LATERAL`), and each
+lateral subquery is `ORDER BY embedding <op> query LIMIT k`, the shape the HNSW indexes serve.
+
+Use an autocommit connection (`connect_from_env` returns one): a reader that keeps a transaction open holds a lock on
+`item_emb` that makes the loader's swap wait.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+
+EMBEDDING_DIM = 32
+MAX_K = 1000
+# Recall/latency trade-off measured by bench/vectors.py (see docs/vectors.md): 100 keeps recall@10 >= 0.95 at 1M items.
+DEFAULT_EF_SEARCH = 100
+
+Metric = Literal["inner_product", "cosine"]
+TableName = Literal["item_emb", "user_emb"]
+
+
+class VectorDbConfigError(ValueError):
+    """The vector database settings in the environment are missing or malformed."""
+
+
+class QueryInputError(ValueError):
+    """A query argument is unusable (wrong dimension, non-finite number, bad k)."""
+
+
+# ---- connection ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConnectionSettings:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str | None
+    secret_arn: str | None
+
+    def __repr__(self) -> str:  # the password never reaches a log line through repr()
+        return (f"ConnectionSettings(host={self.host!r}, port={self.port}, dbname={self.dbname!r}, user={self.user!r}, "
+                f"password={'***' if self.password else None}, secret_arn={self.secret_arn!r})")
+
+
+def settings_from_env(env: Mapping[str, str]) -> ConnectionSettings:
+    """Read VECTOR_DB_* as docs/ARCHITECTURE.md defines them; raise with the variable's name when one is wrong."""
+    missing = [name for name in ("VECTOR_DB_HOST", "VECTOR_DB_USER") if not env.get(name)]
+    if not env.get("VECTOR_DB_PASSWORD") and not env.get("VECTOR_DB_SECRET_ARN"):
+        missing.append("VECTOR_DB_SECRET_ARN (or VECTOR_DB_PASSWORD)")
+    if missing:
+        raise VectorDbConfigError(f"vector database environment incomplete: set {', '.join(missing)}")
+    port_text = env.get("VECTOR_DB_PORT", "5432")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise VectorDbConfigError(f"VECTOR_DB_PORT must be a port number 1-65535, got {port_text!r}")
+    return ConnectionSettings(
+        host=env["VECTOR_DB_HOST"],
+        port=int(port_text),
+        dbname=env.get("VECTOR_DB_NAME") or "postgres",
+        user=env["VECTOR_DB_USER"],
+        password=env.get("VECTOR_DB_PASSWORD") or None,
+        secret_arn=env.get("VECTOR_DB_SECRET_ARN") or None,
+    )
+
+
+@functools.cache
+def _secret_password(secret_arn: str) -> str:
+    """The password from the RDS-style JSON secret, fetched once per container (Secrets Manager calls cost time)."""
+    import boto3
+
+    raw = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    try:
+        password = json.loads(raw)["password"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise VectorDbConfigError(f"secret {secret_arn} is not RDS-style JSON with a 'password' field") from exc
+    return str(password)
+
+
+def connect(settings: ConnectionSettings, *, ef_search: int = DEFAULT_EF_SEARCH,
+            application_name: str = "recsys") -> psycopg2.extensions.connection:
+    password = settings.password if settings.password is not None else _secret_password(str(settings.secret_arn))
+    conn = psycopg2.connect(
+        host=settings.host, port=settings.port, dbname=settings.dbname, user=settings.user, password=password,
+        connect_timeout=10, application_name=application_name,
+        # Session-wide, so the queries need no transaction of their own for SET LOCAL.
+        options=f"-c hnsw.ef_search={int(ef_search)}",
+    )
+    conn.autocommit = True
+    return conn
+
+
+def connect_from_env(env: Mapping[str, str] | None = None, **kwargs: Any) -> psycopg2.extensions.connection:
+    """A new autocommit connection from VECTOR_DB_* (plaintext password when set, else the secret, cached)."""
+    return connect(settings_from_env(os.environ if env is None else env), **kwargs)
+
+
+_shared: psycopg2.extensions.connection | None = None
+
+
+def shared_connection() -> psycopg2.extensions.connection:
+    """One connection per container, reopened when the previous one was closed (Lambda freezes kill idle sockets)."""
+    global _shared
+    if _shared is None or _shared.closed:
+        _shared = connect_from_env()
+    return _shared
+
+
+# ---- queries ------------------------------------------------------------------------------------------------------
+ITEMS_FOR_USERS_SQL = """
+SELECT q.ord, r.id, r.score
+FROM unnest(%(embeddings)s::vector[]) WITH ORDINALITY AS q(embedding, ord)
+CROSS JOIN LATERAL (
+    SELECT i.id, -(i.embedding <#> q.embedding) AS score
+    FROM item_emb AS i
+    ORDER BY i.embedding <#> q.embedding
+    LIMIT %(k)s
+) AS r
+ORDER BY q.ord, r.score DESC
+"""
+
+SIMILAR_ITEMS_SQL = """
+SELECT q.ord, r.id, r.score
+FROM unnest(%(item_ids)s::varchar[]) WITH ORDINALITY AS q(item_id, ord)
+JOIN item_emb AS src ON src.id = q.item_id
+CROSS JOIN LATERAL (
+    SELECT i.id, 1 - (i.embedding <=> src.embedding) AS score
+    FROM item_emb AS i
+    WHERE i.id <> src.id
+    ORDER BY i.embedding <=> src.embedding
+    LIMIT %(k)s
+) AS r
+ORDER BY q.ord, r.score DESC
+"""
+
+
+def vector_literal(values: Sequence[float] | np.ndarray) -> str:
+    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= int(k) <= MAX_K:
+        raise QueryInputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def _check_embeddings(embeddings: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    try:
+        matrix = np.asarray(embeddings, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise QueryInputError(f"embeddings must be a list of {EMBEDDING_DIM}-number lists ({exc})") from exc
+    if matrix.ndim == 1 and matrix.size == EMBEDDING_DIM:
+        matrix = matrix[None, :]
+    if matrix.ndim != 2 or (matrix.size and matrix.shape[1] != EMBEDDING_DIM):
+        raise QueryInputError(f"embeddings must have shape (n, {EMBEDDING_DIM}), got {matrix.shape}")
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1)) if matrix.size else []
+    if len(bad):
+        raise QueryInputError(f"embedding #{int(bad[0])} contains NaN or infinity")
+    return matrix
+
+
+def _group(rows: Sequence[tuple[int, str, float]], n: int) -> list[list[tuple[str, float]]]:
+    out: list[list[tuple[str, float]]] = [[] for _ in range(n)]
+    for ordinal, item_id, score in rows:
+        out[ordinal - 1].append((str(item_id), float(score)))
+    return out
+
+
+def items_for_users(conn: psycopg2.extensions.connection, embeddings: np.ndarray | Sequence[Sequence[float]],
+                    k: int) -> list[list[tuple[str, float]]]:
+    """For each user embedding, the k items with the highest inner product `(item_id, score)`, best first."""
+    k = _check_k(k)
+    matrix = _check_embeddings(embeddings)
+    if len(matrix) == 0:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(ITEMS_FOR_USERS_SQL, {"embeddings": [vector_literal(row) for row in matrix], "k": k})
+        return _group(cur.fetchall(), len(matrix))
+
+
+def similar_items(conn: psycopg2.extensions.connection, item_ids: Sequence[str],
+                  k: int) -> list[list[tuple[str, float]]]:
+    """For each item id, the k other items with the highest cosine similarity, best first.
+
+    An id that is not in `item_emb` gets an empty list (the caller decides whether that is an error: the inference
+    Function URL answers 404 for a single unknown id).
+    """
+    k = _check_k(k)
+    if isinstance(item_ids, str):
+        raise QueryInputError("item_ids must be a list of ids, not a single string")
+    ids = [str(i) for i in item_ids]
+    if not ids:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(SIMILAR_ITEMS_SQL, {"item_ids": ids, "k": k})
+        return _group(cur.fetchall(), len(ids))
+
+
+def exact_scores(query: np.ndarray, candidates: np.ndarray, metric: Metric) -> np.ndarray:
+    """Exact scores of every candidate for each query, as the SQL computes them (used to check recall and results)."""
+    q = np.asarray(query, dtype=np.float64)
+    c = np.asarray(candidates, dtype=np.float64)
+    if metric == "inner_product":
+        return q @ c.T
+    qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-300)
+    cn = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-300)
+    return qn @ cn.T
+
+
+# ---- schema -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TableSpec:
+    name: TableName
+    id_type: Literal["varchar", "int"]
+    # (index name suffix, operator class): item_emb serves both metrics, user_emb "similar users" by cosine.
+    indexes: tuple[tuple[str, str], ...]
+
+
+TABLES: dict[TableName, TableSpec] = {
+    "item_emb": TableSpec("item_emb", "varchar", (("ip", "vector_ip_ops"), ("cos", "vector_cosine_ops"))),
+    "user_emb": TableSpec("user_emb", "int", (("cos", "vector_cosine_ops"),)),
+}
+
+# Records which file each table was loaded from, so an unchanged re-run does nothing.
+SOURCES_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS embedding_sources (
+    table_name text PRIMARY KEY,
+    source_uri text NOT NULL,
+    source_version text NOT NULL,
+    row_count bigint NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+# Serializes loaders (two post-deploy invocations racing) without blocking readers. Any constant: 'recsys-emb'.
+LOADER_LOCK_KEY = 0x7265637379732D65
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    m: int = 16
+    ef_construction: int = 64
+    maintenance_work_mem: str = "256MB"
+
+
+def index_name(table: TableName, suffix: str) -> str:
+    return f"{table}_embedding_{suffix}_idx"
+
+
+# ---- embeddings CSV: validation ---------------------------------------------------------------------------------
+class EmbeddingsFileError(ValueError):
+    """An embeddings CSV is malformed; the message names the file, the row and what to fix. Nothing was loaded."""
+
+
+@dataclass
+class Chunk:
+    """A validated block of rows: ids (str for items, int for users) and a float32 (n, dim) matrix."""
+
+    ids: list[Any]
+    vectors: np.ndarray
+
+
+EXPECTED_HEADER = "id,embedding"
+INT4_MAX = 2**31 - 1
+
+
+def _row_error(source: str, row: int, message: str) -> EmbeddingsFileError:
+    # Row 1 is the first data row; the file line adds the header.
+    return EmbeddingsFileError(f"{source}, row {row} (line {row + 1}): {message}. Nothing was loaded; fix the file "
+                               "and run the loader again.")
+
+
+def _parse_id(raw: str, id_type: Literal["varchar", "int"], source: str, row: int) -> Any:
+    if id_type == "int":
+        text = raw.strip()
+        if not text.lstrip("-").isdigit() or not -INT4_MAX - 1 <= int(text) <= INT4_MAX:
+            raise _row_error(source, row, f"id {raw!r} is not an integer user id")
+        return int(text)
+    if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+        raw = raw[1:-1].replace('""', '"')
+    if not raw or raw != raw.strip() or any(ord(ch) < 32 for ch in raw):
+        raise _row_error(source, row, f"id {raw!r} is empty or has surrounding spaces or control characters")
+    return raw
+
+
+def _vector_text(raw: str, source: str, row: int) -> str:
+    text = raw.strip()
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        text = text[1:-1].strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        raise _row_error(source, row, 'embedding must look like "[x1,...,x32]" (quoted, in brackets)')
+    return text[1:-1]
+
+
+def _parse_vector_slow(text: str, dim: int, source: str, row: int) -> np.ndarray:
+    parts = text.split(",")
+    if len(parts) != dim:
+        raise _row_error(source, row, f"embedding has {len(parts)} numbers, expected {dim}")
+    values = np.empty(dim, dtype=np.float64)
+    for i, part in enumerate(parts):
+        try:
+            values[i] = float(part)
+        except ValueError:
+            raise _row_error(source, row, f"embedding value #{i + 1} {part.strip()!r} is not a number") from None
+    return values
+
+
+def _check_finite(vectors: np.ndarray, first_row: int, source: str) -> np.ndarray:
+    as32 = vectors.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(as32).all(axis=1))
+    if len(bad):
+        row = first_row + int(bad[0])
+        raise _row_error(source, row, "embedding contains NaN or infinity (or a number too large for float4)")
+    return as32
+
+
+def _parse_block(texts: list[str], first_row: int, dim: int, source: str) -> np.ndarray:
+    """Fast path: numpy parses the whole block at once; any irregularity re-parses row by row to name the row."""
+    import warnings
+
+    if all(t.count(",") == dim - 1 for t in texts):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                flat = np.fromstring(",".join(texts), sep=",", dtype=np.float64)  # noqa: NPY201 - text mode is kept
+            except (ValueError, DeprecationWarning):
+                flat = None
+        if flat is not None and flat.size == len(texts) * dim:
+            return _check_finite(flat.reshape(len(texts), dim), first_row, source)
+    rows = [_parse_vector_slow(t, dim, source, first_row + i) for i, t in enumerate(texts)]
+    return _check_finite(np.vstack(rows), first_row, source)
+
+
+def parse_embeddings(lines: Iterable[bytes | str], *, id_type: Literal["varchar", "int"], source: str,
+                     dim: int = EMBEDDING_DIM, chunk_rows: int = 20_000) -> Iterator[Chunk]:
+    """Validate an `id,embedding` CSV while streaming it: header, ids, dimension, finite numbers, duplicate ids.
+
+    Raises `EmbeddingsFileError` at the first problem; chunks already yielded must then be discarded by the caller
+    (the loader does that by rolling back its transaction).
+    """
+    seen: dict[Any, int] = {}
+    ids: list[Any] = []
+    texts: list[str] = []
+    block_first_row = 1
+    row = 0
+    header_seen = False
+    for raw_line in lines:
+        line = raw_line.decode("utf-8") if isinstance(raw_line, bytes) else raw_line
+        line = line.rstrip("\r\n")
+        if not header_seen:
+            header = line.lstrip("\ufeff").strip().replace(" ", "").lower()
+            if header != EXPECTED_HEADER:
+                raise EmbeddingsFileError(
+                    f"{source}, line 1: header must be {EXPECTED_HEADER!r}, got {line[:60]!r}. Nothing was loaded; "
+                    "write the header line first (the trainer does)."
+                )
+            header_seen = True
+            continue
+        if not line.strip():
+            continue
+        row += 1
+        raw_id, sep, rest = line.partition(",")
+        if not sep:
+            raise _row_error(source, row, "expected 'id,\"[x1,...]\"', found no comma")
+        item_id = _parse_id(raw_id, id_type, source, row)
+        if item_id in seen:
+            raise _row_error(source, row, f"duplicate id {item_id!r} (first on row {seen[item_id]})")
+        seen[item_id] = row
+        ids.append(item_id)
+        texts.append(_vector_text(rest, source, row))
+        if len(ids) >= chunk_rows:
+            yield Chunk(ids, _parse_block(texts, block_first_row, dim, source))
+            block_first_row = row + 1
+            ids, texts = [], []
+    if not header_seen:
+        raise EmbeddingsFileError(f"{source} is empty: expected the header {EXPECTED_HEADER!r} and one row per id")
+    if ids:
+        yield Chunk(ids, _parse_block(texts, block_first_row, dim, source))
+    if row == 0:
+        raise EmbeddingsFileError(f"{source} has a header but no rows; refusing to replace the table with nothing")
+
+
+# ---- binary COPY ------------------------------------------------------------------------------------------------
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+COPY_TRAILER = b"\xff\xff"
+
+
+def _vector_field_dtype(dim: int) -> list[tuple[str, str] | tuple[str, str, tuple[int]]]:
+    # pgvector's binary send format (what pgvector-python's Vector.to_binary writes): int16 dim, int16 0, float4[dim].
+    return [("length", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dim,))]
+
+
+def encode_copy_rows(chunk: Chunk, id_type: Literal["varchar", "int"]) -> bytes:
+    """The chunk as binary COPY tuples `(id, embedding)`: vectorised, since this runs for every one of 1M rows."""
+    n, dim = chunk.vectors.shape
+    if id_type == "int":
+        dtype = np.dtype([("fields", ">i2"), ("id_length", ">i4"), ("id", ">i4"), *_vector_field_dtype(dim)])
+        rows = np.zeros(n, dtype=dtype)
+        rows["fields"] = 2
+        rows["id_length"] = 4
+        rows["id"] = np.asarray(chunk.ids, dtype=np.int64)
+        rows["length"] = 4 + 4 * dim
+        rows["dim"] = dim
+        rows["values"] = chunk.vectors
+        return rows.tobytes()
+    tail_dtype = np.dtype(_vector_field_dtype(dim))
+    tails = np.zeros(n, dtype=tail_dtype)
+    tails["length"] = 4 + 4 * dim
+    tails["dim"] = dim
+    tails["values"] = chunk.vectors
+    tail_bytes = memoryview(tails.tobytes())
+    size = tail_dtype.itemsize
+    parts: list[bytes | memoryview] = []
+    for i, item_id in enumerate(chunk.ids):
+        encoded = item_id.encode("utf-8")
+        parts.append(b"\x00\x02" + len(encoded).to_bytes(4, "big") + encoded)
+        parts.append(tail_bytes[i * size:(i + 1) * size])
+    return b"".join(parts)
+
+
+class _CopyStream:
+    """File-like `read(size)` over an iterator of byte blocks, as psycopg2's copy_expert wants."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self._blocks = blocks
+        self._buffer = bytearray()
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._buffer += block
+        if size < 0:
+            size = len(self._buffer)
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        self.bytes_read += len(out)
+        return out
+
+
+# ---- sources and the atomic loader -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EmbeddingSource:
+    """One CSV to load into one table. `version` identifies the content (S3 ETag, or a sha256 for local files)."""
+
+    table: TableName
+    uri: str
+    version: str
+    open_lines: Callable[[], Iterable[bytes]]
+
+
+def s3_source(s3: Any, table: TableName, bucket: str, key: str) -> EmbeddingSource:
+    """A CSV in S3 pinned to the ETag seen now: if the object is replaced mid-load the read fails instead of mixing."""
+    uri = f"s3://{bucket}/{key}"
+    try:
+        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    except s3.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchKey", "NotFound"):
+            raise EmbeddingsFileError(f"{uri} does not exist; publish the embeddings first (`python -m harness train`)"
+                                      ) from exc
+        raise
+
+    def open_lines() -> Iterable[bytes]:
+        body = s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+        return body.iter_lines(chunk_size=1 << 20)
+
+    return EmbeddingSource(table, uri, etag, open_lines)
+
+
+def file_source(table: TableName, path: str) -> EmbeddingSource:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+
+    def open_lines() -> Iterable[bytes]:
+        with open(path, "rb") as fh:
+            yield from fh
+
+    return EmbeddingSource(table, f"file://{os.path.abspath(path)}", "sha256:" + digest.hexdigest(), open_lines)
+
+
+LoadStatus = Literal["loaded", "unchanged"]
+
+
+@dataclass
+class TableLoad:
+    table: TableName
+    status: LoadStatus
+    source: str
+    version: str
+    rows: int
+    copy_seconds: float = 0.0
+    index_seconds: float = 0.0
+
+
+def ensure_schema(conn: psycopg2.extensions.connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        cur.execute(SOURCES_TABLE_SQL)
+
+
+def _recorded(cur: Any, table: TableName) -> tuple[str, str] | None:
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute("SELECT source_uri, source_version FROM embedding_sources WHERE table_name = %s", (table,))
+    found = cur.fetchone()
+    return (found[0], found[1]) if found else None
+
+
+def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
+                       progress: Callable[[str], None]) -> TableLoad:
+    import time
+
+    spec = TABLES[source.table]
+    staging = f"{spec.name}_loading"
+    cur.execute(f"DROP TABLE IF EXISTS {staging}")
+    cur.execute(f"CREATE TABLE {staging} (id {spec.id_type} NOT NULL, embedding vector({EMBEDDING_DIM}) NOT NULL)")
+    rows = 0
+
+    def blocks() -> Iterator[bytes]:
+        nonlocal rows
+        yield COPY_SIGNATURE
+        for chunk in parse_embeddings(source.open_lines(), id_type=spec.id_type, source=source.uri):
+            rows += len(chunk.ids)
+            yield encode_copy_rows(chunk, spec.id_type)
+        yield COPY_TRAILER
+
+    started = time.perf_counter()
+    progress(f"{spec.name}: copying {source.uri}")
+    stream = _CopyStream(blocks())
+    try:
+        cur.copy_expert(f"COPY {staging} (id, embedding) FROM STDIN WITH (FORMAT binary)", stream, size=1 << 20)
+    except psycopg2.Error as exc:
+        # psycopg2 reports an exception raised by read() as a failed COPY; surface the validation error itself.
+        cause = exc.__context__ if isinstance(exc.__context__, EmbeddingsFileError) else None
+        if cause is not None:
+            raise cause from None
+        raise
+    copied = time.perf_counter()
+    progress(f"{spec.name}: {rows} rows copied in {copied - started:.1f}s; building indexes")
+    # Indexes after the load: one bulk build is far faster than maintaining them row by row.
+    cur.execute(f"SET LOCAL maintenance_work_mem = '{params.maintenance_work_mem}'")
+    cur.execute(f"ALTER TABLE {staging} ADD CONSTRAINT {staging}_pkey PRIMARY KEY (id)")
+    for suffix, opclass in spec.indexes:
+        cur.execute(
+            f"CREATE INDEX {index_name(staging, suffix)} ON {staging} USING hnsw (embedding {opclass}) "  # type: ignore[arg-type]
+            f"WITH (m = {int(params.m)}, ef_construction = {int(params.ef_construction)})"
+        )
+    indexed = time.perf_counter()
+    return TableLoad(spec.name, "loaded", source.uri, source.version, rows, copied - started, indexed - copied)
+
+
+def _swap_in(cur: Any, load: TableLoad, *, lock_timeout_ms: int, attempts: int) -> None:
+    """Replace the live table by the staging one inside the caller's transaction (readers see old, then new)."""
+    import time
+
+    spec = TABLES[load.table]
+    staging = f"{spec.name}_loading"
+    for attempt in range(1, attempts + 1):
+        cur.execute("SAVEPOINT swap")
+        try:
+            # A short lock timeout, retried: waiting long for the exclusive lock would queue every reader behind us.
+            cur.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+            cur.execute(f"LOCK TABLE {spec.name} IN ACCESS EXCLUSIVE MODE") if _exists(cur, spec.name) else None
+            break
+        except psycopg2.errors.LockNotAvailable:
+            cur.execute("ROLLBACK TO SAVEPOINT swap")
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
+    cur.execute("SET LOCAL lock_timeout = 0")
+    cur.execute(f"DROP TABLE IF EXISTS {spec.name}")
+    cur.execute(f"ALTER TABLE {staging} RENAME TO {spec.name}")
+    cur.execute(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {staging}_pkey TO {spec.name}_pkey")
+    for suffix, _ in spec.indexes:
+        cur.execute(f"ALTER INDEX {index_name(staging, suffix)} RENAME TO {index_name(spec.name, suffix)}")  # type: ignore[arg-type]
+    cur.execute(
+        "INSERT INTO embedding_sources (table_name, source_uri, source_version, row_count, loaded_at) "
+        "VALUES (%s, %s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE SET source_uri = EXCLUDED.source_uri, "
+        "source_version = EXCLUDED.source_version, row_count = EXCLUDED.row_count, loaded_at = now()",
+        (spec.name, load.source, load.version, load.rows),
+    )
+
+
+def _exists(cur: Any, table: str) -> bool:
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+    return bool(cur.fetchone()[0])
+
+
+def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[EmbeddingSource], *, force: bool = False,
+                    params: HnswParams | None = None, progress: Callable[[str], None] | None = None,
+                    lock_timeout_ms: int = 2000, lock_attempts: int = 30) -> list[TableLoad]:
+    """Load every changed source into a fresh table, index it, and swap all of them in one transaction.
+
+    All or nothing: a bad row in any file rolls everything back and the live tables stay as they were. A source whose
+    (uri, version) is already recorded for an existing table is skipped unless `force`.
+    """
+    params = params or HnswParams()
+    say = progress or (lambda _message: None)
+    was_autocommit = conn.autocommit
+    conn.autocommit = True
+    ensure_schema(conn)
+    conn.autocommit = False
+    results: list[TableLoad] = []
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))
+            fresh: list[TableLoad] = []
+            for source in sources:
+                recorded = _recorded(cur, source.table)
+                if not force and recorded == (source.uri, source.version):
+                    cur.execute("SELECT row_count FROM embedding_sources WHERE table_name = %s", (source.table,))
+                    results.append(TableLoad(source.table, "unchanged", source.uri, source.version,
+                                             int(cur.fetchone()[0])))
+                    say(f"{source.table}: unchanged ({source.uri} {source.version})")
+                    continue
+                load = _build_fresh_table(cur, source, params, say)
+                fresh.append(load)
+                results.append(load)
+            for load in fresh:
+                _swap_in(cur, load, lock_timeout_ms=lock_timeout_ms, attempts=lock_attempts)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.autocommit = was_autocommit
+    return results
