@@ -74,15 +74,6 @@ class ApiError(Exception):
         self.code = code
 
 
-class LambdaInvocationError(RuntimeError):
-    """A processor invoked by a delivery-stream runner failed (FunctionError set); carries the Lambda error object."""
-
-    def __init__(self, function_name: str, error: Mapping[str, Any]) -> None:
-        super().__init__(f"{function_name} failed: {error.get('errorType')}: {error.get('errorMessage')}")
-        self.function_name = function_name
-        self.error = dict(error)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # files under the state dir
 
@@ -326,15 +317,21 @@ class ControlPlane:
 
         self.async_pool.submit(run)
 
-    def invoke_processor(self, function_arn: str, event: Mapping[str, Any]) -> dict[str, Any]:
-        """The `invoke` a FirehoseRunner calls: the processor's response, or LambdaInvocationError when it failed."""
-        result = self.invoke(function_arn, json.dumps(event).encode())
+    def invoke_processor(self, function_arn: str, event: Mapping[str, Any]) -> Any:
+        """The `invoke` a FirehoseRunner calls: the processor's response; a failed invocation raises the runner's
+        ProcessorError with Firehose's error code, so the runner retries and then writes the error output."""
+        from harness.firehose_runner import ProcessorError
+
+        try:
+            result = self.invoke(function_arn, json.dumps(event).encode())
+        except ApiError as exc:
+            raise ProcessorError("Lambda.InvokeAccessDenied" if exc.status == 404 else "Lambda.FunctionError",
+                                 f"{exc.code}: {exc}") from exc
         body = json.loads(result.payload)
         if result.function_error is not None:
-            raise LambdaInvocationError(function_name_from(function_arn), body)
-        if not isinstance(body, dict):
-            raise LambdaInvocationError(function_name_from(function_arn), {
-                "errorType": "InvalidProcessorResponse", "errorMessage": f"response is not an object: {body!r}"})
+            raise ProcessorError("Lambda.FunctionError",
+                                 "The Lambda function was invoked but it returned an error result "
+                                 f"({body.get('errorType')}: {body.get('errorMessage')}).")
         return body
 
     def refresh(self) -> dict[str, Any]:
@@ -397,12 +394,16 @@ class ControlPlane:
                 description = self.firehose.describe_delivery_stream(DeliveryStreamName=name)
                 version = description["DeliveryStreamDescription"]["VersionId"]
                 current = self.delivery_streams.get(name)
+                # A deleted and re-created stream starts again at VersionId 1: the creation time tells them apart.
+                version = f"{version}@{description['DeliveryStreamDescription'].get('CreateTimestamp')}"
                 if current is not None and current.version_id == version and current.thread.is_alive():
                     continue
                 if current is not None:
                     self._stop_runner(current)
+                # Checkpoints survive a daemon restart, so a restarted runner resumes after what it delivered.
                 runner = FirehoseRunner(description["DeliveryStreamDescription"], self.kinesis, self.s3,
-                                        self.invoke_processor, time.time)
+                                        self.invoke_processor, time.time,
+                                        state_path=daemon_dir(self.state_dir) / "firehose" / f"{name}.json")
                 stop = threading.Event()
                 entry = DeliveryStreamRunner(name, version, runner, stop, threading.Thread())
                 entry.thread = threading.Thread(target=self._run_runner, args=(entry,), name=f"firehose-{name}",
@@ -435,9 +436,11 @@ class ControlPlane:
     def status(self) -> dict[str, Any]:
         streams: dict[str, Any] = {}
         for name, entry in sorted(self.delivery_streams.items()):
-            counters = {key: getattr(entry.runner, key, None)
-                        for key in ("events_read", "records_delivered", "records_failed", "objects_written")}
-            streams[name] = {**counters, "running": entry.thread.is_alive(), "error": entry.error}
+            counters = entry.runner.stats() if hasattr(entry.runner, "stats") else {
+                key: getattr(entry.runner, key, None)
+                for key in ("events_read", "records_delivered", "records_failed", "objects_written")}
+            streams[name] = {**counters, "running": entry.thread.is_alive(),
+                             "error": entry.error or counters.get("last_error")}
         return {
             "daemon": {"pid": os.getpid(), "url": self.api_url, "moto_url": self.moto_url, "region": self.region,
                        "uptime_s": round(time.time() - self.started, 1), "async_failures": self.async_failures},
@@ -731,6 +734,22 @@ def stop_daemon(state_dir: Path, pid: int | None = None, timeout_s: float = 20.0
                 pass
             _reap(target)
     (daemon_dir(state_dir) / "daemon.json").unlink(missing_ok=True)
+    _record_in_state(state_dir, None)
+
+
+def _record_in_state(state_dir: Path, section: dict[str, Any] | None) -> None:
+    """state.json["daemon"]: what `harness env` exports as AWS_ENDPOINT_URL_LAMBDA; removed when the daemon stops."""
+    from harness import state
+
+    def change(current: dict[str, Any]) -> None:
+        if section is None:
+            current.pop("daemon", None)
+        else:
+            current["daemon"] = section
+
+    if section is None and not state.state_path(state_dir).exists():
+        return
+    state.update_state(state_dir, change)
 
 
 def _reap(pid: int) -> None:
@@ -839,6 +858,8 @@ def serve(state_dir: Path, moto_url: str, region: str, ready: Callable[[DaemonIn
     info = DaemonInfo(pid=os.getpid(), port=port)
     _write_json_atomic(daemon_dir(state_dir) / "daemon.json",
                        {"pid": info.pid, "port": port, "url": info.url, "moto_url": moto_url, "region": region})
+    _record_in_state(state_dir, {"pid": info.pid, "port": port, "lambda_endpoint": info.url,
+                                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     print(f"local control plane on {info.url} (moto {moto_url}, region {region})", flush=True)
     if ready is not None:
         ready(info)
