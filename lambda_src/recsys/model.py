@@ -222,7 +222,8 @@ def _first_present(record: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
-def _tower_from_spec(name: TowerName, spec: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> Tower:
+def feature_encoder(name: TowerName, spec: Mapping[str, Any]) -> Tower:
+    """The tower's input encoding alone (no layers): the trainer encodes training data with exactly this code."""
     categorical = tuple(
         CategoricalFeature(f["name"], tuple(f["keys"]), tuple(str(c) for c in f["categories"]))
         for f in spec["categorical"]
@@ -231,6 +232,12 @@ def _tower_from_spec(name: TowerName, spec: Mapping[str, Any], tensors: Mapping[
         NumericFeature(f["name"], tuple(f["keys"]), float(f["mean"]), float(f["scale"]) or 1.0)
         for f in spec["numeric"]
     )
+    return Tower(name, categorical, numeric, ())
+
+
+def _tower_from_spec(name: TowerName, spec: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> Tower:
+    encoder = feature_encoder(name, spec)
+    categorical, numeric = encoder.categorical, encoder.numeric
     layers = []
     for layer_spec in spec["layers"]:
         prefix = layer_spec["tensor"]
