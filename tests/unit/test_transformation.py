@@ -10,21 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import transformation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from recsys import firehose
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "lambda_src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "lambda_src"))
-
-import transformation  # noqa: E402
-from recsys import firehose  # noqa: E402
 
 CATALOGUE = [f"S{line}_{n:04d}" for line in (10, 12, 18, 24) for n in range(1000, 1012)]
 EVENTS = ROOT / "tests" / "events"
