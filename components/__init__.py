@@ -1,0 +1,1 @@
+"""The recommender platform's Pulumi components (one per module) and their pure helpers."""

@@ -1,0 +1,136 @@
+"""`SourceDatabase`: the MySQL the Glue job reads, attached (lab mode) or created small and seeded by a Lambda."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import defaults, packaging
+from components.config import Architecture, SourceDbConfig
+from components.credentials import credentials_secret, generated_password
+from components.lambda_function import PythonFunction, PythonFunctionArgs, VpcPlacement
+from components.naming import Namer
+
+
+@dataclass(frozen=True)
+class SourceDatabaseArgs:
+    config: SourceDbConfig
+    namer: Namer
+    ephemeral: bool
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[list[str]]
+    # Who may connect on 3306 when the program creates the database (the Glue job, the seeder and producer).
+    client_security_group_ids: list[pulumi.Input[str]]
+    lambda_security_group_id: pulumi.Input[str]
+    layer_arn: pulumi.Input[str]
+    architecture: Architecture
+    log_retention_days: int
+
+
+class SourceDatabase(pulumi.ComponentResource):
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    db_name: pulumi.Output[str]
+    username: pulumi.Output[str]
+    password: pulumi.Output[str]
+    secret_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SourceDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("recsys:database:SourceDatabase", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        self.db_name = pulumi.Output.from_input(config.name)
+        self.username = pulumi.Output.from_input(config.username)
+
+        instance: aws.rds.Instance | None = None
+        if config.host is not None:
+            assert config.password is not None  # parse_config guarantees it
+            self.host = pulumi.Output.from_input(config.host)
+            self.port = pulumi.Output.from_input(config.port)
+            self.password = pulumi.Output.secret(config.password)
+        else:
+            security_group = aws.ec2.SecurityGroup(
+                f"{name}-sg",
+                name=args.namer("source-db", "security-group"),
+                description="recsys source MySQL: from the Glue job and the seeding/producer Lambdas only",
+                vpc_id=args.vpc_id,
+                ingress=[aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=config.port, to_port=config.port,
+                                                          security_groups=args.client_security_group_ids,
+                                                          description="Glue and Lambdas")],
+                opts=child,
+            )
+            subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", name=args.namer("source-db", "rds-subnet-group"),
+                                               subnet_ids=args.subnet_ids, opts=child)
+            self.password = generated_password(f"{name}-password", self)
+            identifier = args.namer("source-db", "rds")
+            instance = aws.rds.Instance(
+                name,
+                identifier=identifier,
+                engine="mysql",
+                engine_version=defaults.SOURCE_DB_ENGINE_VERSION,
+                instance_class=config.instance_class,
+                allocated_storage=defaults.DB_ALLOCATED_STORAGE_GB,
+                storage_type="gp3",
+                storage_encrypted=defaults.DB_STORAGE_ENCRYPTED,
+                db_name=config.name,
+                username=config.username,
+                password=self.password,
+                port=config.port,
+                db_subnet_group_name=subnet_group.name,
+                vpc_security_group_ids=[security_group.id],
+                publicly_accessible=False,
+                skip_final_snapshot=args.ephemeral,
+                final_snapshot_identifier=None if args.ephemeral else f"{identifier}-final",
+                deletion_protection=not args.ephemeral,
+                backup_retention_period=1 if args.ephemeral else defaults.DB_BACKUP_RETENTION_DAYS_RETAINED,
+                apply_immediately=args.ephemeral,
+                opts=child,
+            )
+            self.host = instance.address
+            self.port = instance.port
+
+        self.secret, self.secret_value = credentials_secret(
+            f"{name}-secret", namer=args.namer, purpose="source-db", engine="mysql", host=self.host, port=self.port,
+            dbname=config.name, username=config.username, password=self.password, ephemeral=args.ephemeral,
+            parent=self)
+        self.secret_arn = self.secret.arn
+        self.environment: dict[str, pulumi.Input[str]] = {
+            "SOURCE_DB_HOST": self.host,
+            "SOURCE_DB_PORT": self.port.apply(str),
+            "SOURCE_DB_NAME": config.name,
+            "SOURCE_DB_USER": config.username,
+            "SOURCE_DB_SECRET_ARN": self.secret_arn,
+        }
+
+        self.seeder: PythonFunction | None = None
+        if instance is not None:
+            self.seeder = PythonFunction(
+                f"{name}-seeder",
+                PythonFunctionArgs(
+                    namer=args.namer, purpose="source-seeder", handler_module="seeder",
+                    description="Writes the classicmodels-shaped source data into the source MySQL",
+                    architecture=args.architecture, layer_arn=args.layer_arn,
+                    log_retention_days=args.log_retention_days, memory_mb=512, timeout_seconds=300,
+                    environment=self.environment,
+                    vpc=VpcPlacement(subnet_ids=args.subnet_ids, security_group_ids=[args.lambda_security_group_id]),
+                    secret_arns=[self.secret_arn],
+                ),
+                opts=child,
+            )
+            # Seed once the database and its secret exist; re-seed when the seeding code changes.
+            aws.lambda_.Invocation(
+                f"{name}-seed",
+                function_name=self.seeder.name,
+                input=json.dumps({"action": "seed"}),
+                triggers={"seeder_code": packaging.function_package("seeder").sha256_base64,
+                          "instance": instance.identifier},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[instance, self.secret_value, self.seeder]),
+            )
+
+        self.register_outputs({
+            "host": self.host, "port": self.port, "db_name": self.db_name, "username": self.username,
+            "password": self.password, "secret_arn": self.secret_arn,
+        })

@@ -1,0 +1,45 @@
+"""The program runs under mocks and exports every output the architecture promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.program.conftest import ProgramRunner
+
+LAB_OUTPUTS = ("data_lake_bucket_id", "scripts_bucket_id", "vector_db_host", "vector_db_port",
+               "vector_db_master_username", "vector_db_master_password", "recommendations_bucket_id")
+MORE_OUTPUTS = ("artifacts_bucket_id", "glue_job_name", "glue_catalog_database", "glue_connection_name",
+                "kinesis_stream_name", "kinesis_stream_arn", "delivery_stream_name", "inference_function_url",
+                "transformation_function_name", "inference_function_name", "embeddings_loader_function_name",
+                "vector_db_name", "vector_db_secret_arn", "source_db_host", "source_db_port", "source_db_name",
+                "source_db_username", "source_db_password", "source_db_secret_arn")
+
+
+def test_the_stack_exports_the_lab_outputs_and_the_architecture_outputs(run: ProgramRunner) -> None:
+    result = run("dev")
+    assert set(result.outputs) == set(LAB_OUTPUTS + MORE_OUTPUTS)
+    assert all(output.value not in (None, "") for output in result.outputs.values()), result.output_values()
+
+
+def test_password_outputs_are_secret_and_nothing_else_is(run: ProgramRunner) -> None:
+    result = run("dev")
+    secret = {name for name, output in result.outputs.items() if output.secret}
+    assert secret == {"vector_db_master_password", "source_db_password"}
+
+
+def test_lab_names_keep_the_prefix_and_add_the_stack(run: ProgramRunner) -> None:
+    outputs = run("dev").output_values()
+    assert outputs["glue_job_name"] == "de-c1w4-dev-etl-job"
+    assert outputs["kinesis_stream_name"] == "de-c1w4-dev-kinesis-data-stream"
+    assert outputs["delivery_stream_name"] == "de-c1w4-dev-delivery-stream"
+    assert outputs["data_lake_bucket_id"] == "de-c1w4-dev-123456789012-us-east-1-datalake"
+    assert outputs["inference_function_url"].startswith("https://")
+
+
+def test_local_stack_config_file_runs(run: ProgramRunner, artifacts_dir: Path) -> None:
+    from harness.program import read_stack_config
+
+    settings = read_stack_config("local")
+    settings["recsys:artifactsDir"] = str(artifacts_dir)
+    result = run("local", settings)
+    assert result.of_type("aws:lambda/invocation:Invocation")
