@@ -439,10 +439,16 @@ class _CopyStream:
         self._blocks = blocks
         self._buffer = bytearray()
         self.bytes_read = 0
+        # psycopg2 turns an exception in read() into a generic failed COPY; keep ours to re-raise it as it was.
+        self.error: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
-            block = next(self._blocks, None)
+            try:
+                block = next(self._blocks, None)
+            except BaseException as exc:
+                self.error = exc
+                raise
             if block is None:
                 break
             self._buffer += block
@@ -551,11 +557,9 @@ def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
     stream = _CopyStream(blocks())
     try:
         cur.copy_expert(f"COPY {staging} (id, embedding) FROM STDIN WITH (FORMAT binary)", stream, size=1 << 20)
-    except psycopg2.Error as exc:
-        # psycopg2 reports an exception raised by read() as a failed COPY; surface the validation error itself.
-        cause = exc.__context__ if isinstance(exc.__context__, EmbeddingsFileError) else None
-        if cause is not None:
-            raise cause from None
+    except psycopg2.Error:
+        if stream.error is not None:
+            raise stream.error from None
         raise
     copied = time.perf_counter()
     progress(f"{spec.name}: {rows} rows copied in {copied - started:.1f}s; building indexes")

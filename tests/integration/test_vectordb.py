@@ -1,0 +1,387 @@
+"""The vector database on a real PostgreSQL + pgvector, with the embeddings in a real (moto) S3 bucket.
+
+Loader guarantees: all or nothing, old-or-new to concurrent readers, unchanged files skipped, malformed files refused
+with the file and row named. Queries: one statement per batch, correct against exact numpy search, served by HNSW.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import loader
+import numpy as np
+import pytest
+from recsys import vectordb
+from recsys.vectordb import EmbeddingsFileError, QueryInputError
+
+DIM = 32
+BUCKET = "ml-artifacts"
+
+
+def embeddings_csv(ids: list[Any], vectors: np.ndarray) -> bytes:
+    lines = ["id,embedding"]
+    lines += [f'{i},"[{",".join(repr(float(x)) for x in row)}]"' for i, row in zip(ids, vectors, strict=True)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def random_vectors(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+@pytest.fixture()
+def database(postgres_service: Any) -> Iterator[dict[str, str]]:
+    """A fresh database per test (the table names are fixed), as the VECTOR_DB_* environment the Lambdas get."""
+    name = f"vec_{uuid.uuid4().hex[:12]}"
+    admin = postgres_service.connect()
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    env = {"VECTOR_DB_HOST": postgres_service.host, "VECTOR_DB_PORT": str(postgres_service.port),
+           "VECTOR_DB_NAME": name, "VECTOR_DB_USER": postgres_service.user,
+           "VECTOR_DB_PASSWORD": postgres_service.password}
+    yield env
+    admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture()
+def s3(moto_service: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in {"AWS_ENDPOINT_URL": moto_service.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3")
+    bucket = f"{BUCKET}-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("ARTIFACTS_BUCKET", bucket)
+    client.bucket = bucket  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture()
+def lambda_env(database: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in database.items():
+        monkeypatch.setenv(key, value)
+    return database
+
+
+def publish(s3: Any, items: tuple[list[str], np.ndarray], users: tuple[list[int], np.ndarray]) -> None:
+    s3.put_object(Bucket=s3.bucket, Key="embeddings/item_embeddings.csv", Body=embeddings_csv(*items))
+    s3.put_object(Bucket=s3.bucket, Key="embeddings/user_embeddings.csv", Body=embeddings_csv(*users))
+
+
+def item_ids(n: int, prefix: str = "S") -> list[str]:
+    return [f"{prefix}{i:05d}" for i in range(n)]
+
+
+def table_oid(env: dict[str, str], table: str) -> int | None:
+    with vectordb.connect_from_env(env) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)::oid", (table,))
+        return cur.fetchone()[0]
+
+
+def table_rows(env: dict[str, str], table: str) -> dict[Any, np.ndarray]:
+    conn = vectordb.connect_from_env(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT id, embedding::text FROM {table}")
+            return {i: np.array(text.strip("[]").split(","), dtype=np.float32) for i, text in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+# ---- the loader ---------------------------------------------------------------------------------------------------
+def test_the_handler_loads_both_files_exactly_and_records_their_etags(s3: Any, lambda_env: dict[str, str]) -> None:
+    items, users = random_vectors(50, 1), random_vectors(20, 2)
+    publish(s3, (item_ids(50), items), (list(range(100, 120)), users))
+
+    summary = loader.handler({}, None)
+
+    assert summary["status"] == "loaded"
+    assert summary["tables"]["item_emb"]["rows"] == 50 and summary["tables"]["user_emb"]["rows"] == 20
+    loaded_items, loaded_users = table_rows(lambda_env, "item_emb"), table_rows(lambda_env, "user_emb")
+    np.testing.assert_array_equal(np.vstack([loaded_items[i] for i in item_ids(50)]), items)
+    np.testing.assert_array_equal(np.vstack([loaded_users[i] for i in range(100, 120)]), users)
+    etag = s3.head_object(Bucket=s3.bucket, Key="embeddings/item_embeddings.csv")["ETag"]
+    assert summary["tables"]["item_emb"]["version"] == etag
+
+
+def test_rerunning_with_unchanged_files_does_nothing(s3: Any, lambda_env: dict[str, str]) -> None:
+    publish(s3, (item_ids(30), random_vectors(30, 1)), (list(range(30)), random_vectors(30, 2)))
+    loader.handler({}, None)
+    before = table_oid(lambda_env, "item_emb"), table_oid(lambda_env, "user_emb")
+
+    summary = loader.handler({}, None)
+
+    assert summary["status"] == "unchanged"
+    assert {t["status"] for t in summary["tables"].values()} == {"unchanged"}
+    assert (table_oid(lambda_env, "item_emb"), table_oid(lambda_env, "user_emb")) == before
+
+
+def test_a_changed_file_is_reloaded_and_only_that_table_is_rebuilt(s3: Any, lambda_env: dict[str, str]) -> None:
+    users = (list(range(30)), random_vectors(30, 2))
+    publish(s3, (item_ids(30), random_vectors(30, 1)), users)
+    loader.handler({}, None)
+    user_oid = table_oid(lambda_env, "user_emb")
+    new_items = random_vectors(40, 3)
+    publish(s3, (item_ids(40), new_items), users)
+
+    summary = loader.handler({}, None)
+
+    assert summary["tables"]["item_emb"]["status"] == "loaded"
+    assert summary["tables"]["user_emb"]["status"] == "unchanged"
+    assert table_oid(lambda_env, "user_emb") == user_oid
+    loaded = table_rows(lambda_env, "item_emb")
+    np.testing.assert_array_equal(np.vstack([loaded[i] for i in item_ids(40)]), new_items)
+
+
+def _bad_files() -> list[tuple[str, str, bytes, str]]:
+    good_row = '"[' + ",".join(["0.5"] * DIM) + ']"'
+    short_row = '"[' + ",".join(["0.5"] * (DIM - 1)) + ']"'
+    nan_row = '"[' + ",".join(["0.5"] * (DIM - 1) + ["NaN"]) + ']"'
+    text_row = '"[' + ",".join(["0.5"] * (DIM - 1) + ["abc"]) + ']"'
+    return [
+        ("wrong dimension", "item", f"id,embedding\nA,{good_row}\nB,{short_row}\n".encode(),
+         "item_embeddings.csv, row 2 (line 3): embedding has 31 numbers, expected 32"),
+        ("NaN", "item", f"id,embedding\nA,{good_row}\nB,{good_row}\nC,{nan_row}\n".encode(),
+         "item_embeddings.csv, row 3 (line 4): embedding contains NaN or infinity"),
+        ("not a number", "item", f"id,embedding\nA,{text_row}\n".encode(),
+         "row 1 (line 2): embedding value #32 'abc' is not a number"),
+        ("duplicate id", "item", f"id,embedding\nA,{good_row}\nB,{good_row}\nA,{good_row}\n".encode(),
+         "row 3 (line 4): duplicate id 'A' (first on row 1)"),
+        ("missing header", "item", f"A,{good_row}\n".encode(),
+         "item_embeddings.csv, line 1: header must be 'id,embedding'"),
+        ("user id not an integer", "user", f"id,embedding\n12,{good_row}\nbob,{good_row}\n".encode(),
+         "user_embeddings.csv, row 2 (line 3): id 'bob' is not an integer user id"),
+        ("header only", "user", b"id,embedding\n", "has a header but no rows"),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "which", "content", "message"), _bad_files(), ids=[b[0] for b in _bad_files()])
+def test_a_malformed_file_is_refused_with_file_and_row_and_the_old_data_stays(
+        s3: Any, lambda_env: dict[str, str], kind: str, which: str, content: bytes, message: str) -> None:
+    items, users = random_vectors(25, 1), random_vectors(10, 2)
+    publish(s3, (item_ids(25), items), (list(range(10)), users))
+    loader.handler({}, None)
+    # The other file changes too: all or nothing means it must not be swapped in either.
+    publish(s3, (item_ids(26), random_vectors(26, 9)), (list(range(11)), random_vectors(11, 9)))
+    s3.put_object(Bucket=s3.bucket, Key=f"embeddings/{which}_embeddings.csv", Body=content)
+
+    with pytest.raises(EmbeddingsFileError) as failure:
+        loader.handler({}, None)
+
+    assert message in str(failure.value)
+    assert f"s3://{s3.bucket}/embeddings/{which}_embeddings.csv" in str(failure.value)
+    loaded_items, loaded_users = table_rows(lambda_env, "item_emb"), table_rows(lambda_env, "user_emb")
+    np.testing.assert_array_equal(np.vstack([loaded_items[i] for i in item_ids(25)]), items)
+    assert len(loaded_items) == 25 and len(loaded_users) == 10
+    assert table_oid(lambda_env, "item_emb_loading") is None and table_oid(lambda_env, "user_emb_loading") is None
+
+
+def test_the_first_load_of_a_bad_file_leaves_no_tables_behind(s3: Any, lambda_env: dict[str, str]) -> None:
+    s3.put_object(Bucket=s3.bucket, Key="embeddings/item_embeddings.csv", Body=b"id,embedding\nA,\"[1,2]\"\n")
+    s3.put_object(Bucket=s3.bucket, Key="embeddings/user_embeddings.csv",
+                  Body=embeddings_csv([1], random_vectors(1, 1)))
+    with pytest.raises(EmbeddingsFileError, match="expected 32"):
+        loader.handler({}, None)
+    assert table_oid(lambda_env, "item_emb") is None and table_oid(lambda_env, "user_emb") is None
+
+
+def test_a_missing_file_names_the_object_and_says_to_publish(s3: Any, lambda_env: dict[str, str]) -> None:
+    with pytest.raises(EmbeddingsFileError, match=f"s3://{s3.bucket}/embeddings/item_embeddings.csv does not exist"):
+        loader.handler({}, None)
+
+
+def test_event_overrides_choose_bucket_and_keys(s3: Any, lambda_env: dict[str, str]) -> None:
+    s3.put_object(Bucket=s3.bucket, Key="v2/items.csv", Body=embeddings_csv(item_ids(5), random_vectors(5, 1)))
+    s3.put_object(Bucket=s3.bucket, Key="v2/users.csv", Body=embeddings_csv([7], random_vectors(1, 1)))
+    summary = loader.handler({"bucket": s3.bucket, "item_key": "v2/items.csv", "user_key": "v2/users.csv"}, None)
+    assert summary["tables"]["item_emb"]["source"] == f"s3://{s3.bucket}/v2/items.csv"
+    assert summary["tables"]["user_emb"]["rows"] == 1
+    assert loader.handler({"bucket": s3.bucket, "item_key": "v2/items.csv", "user_key": "v2/users.csv",
+                           "force": True}, None)["status"] == "loaded"
+
+
+def test_a_reload_during_concurrent_queries_never_fails_and_never_shows_empty_or_mixed_results(
+        s3: Any, lambda_env: dict[str, str]) -> None:
+    n = 1500
+    versions = [(item_ids(n, prefix), random_vectors(n, seed)) for prefix, seed in (("A", 1), ("B", 2), ("C", 3))]
+    users = (list(range(10)), random_vectors(10, 4))
+    publish(s3, versions[0], users)
+    loader.handler({}, None)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    results: list[list[list[tuple[str, float]]]] = []
+    queries = random_vectors(4, 5)
+
+    def reader(kind: str) -> None:
+        conn = vectordb.connect_from_env(lambda_env)
+        try:
+            while not stop.is_set():
+                if kind == "users":
+                    results.append(vectordb.items_for_users(conn, queries, 10))
+                else:
+                    prefix = results[-1][0][0][0][0] if results and results[-1][0] else "A"
+                    found = vectordb.similar_items(conn, [f"{prefix}00001", f"{prefix}00002"], 10)
+                    if all(found):  # an id of the version that was just replaced may be gone: that is allowed
+                        results.append(found)
+        except BaseException as exc:  # noqa: BLE001 - any failure of a reader is the test's failure
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=reader, args=(kind,)) for kind in ("users", "users", "items")]
+    for thread in threads:
+        thread.start()
+    try:
+        for version in (versions[1], versions[2], versions[0]):
+            publish(s3, version, users)
+            assert loader.handler({}, None)["tables"]["item_emb"]["status"] == "loaded"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert not errors, errors
+    assert len(results) > 10
+    for batch in results:
+        for top in batch:
+            assert len(top) == 10, "a query saw an empty or partial table"
+            assert len({item_id[0] for item_id, _ in top}) == 1, f"one query mixed two versions: {top}"
+
+
+# ---- the queries --------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def loaded_catalogue(database: dict[str, str], tmp_path: Path) -> tuple[dict[str, str], list[str], np.ndarray]:
+    ids, vectors = item_ids(2000), random_vectors(2000, 11)
+    (tmp_path / "items.csv").write_bytes(embeddings_csv(ids, vectors))
+    (tmp_path / "users.csv").write_bytes(embeddings_csv([1], random_vectors(1, 1)))
+    conn = vectordb.connect_from_env(database)
+    vectordb.load_embeddings(conn, [vectordb.file_source("item_emb", str(tmp_path / "items.csv")),
+                                    vectordb.file_source("user_emb", str(tmp_path / "users.csv"))])
+    conn.close()
+    return database, ids, vectors
+
+
+def test_items_for_users_ranks_by_inner_product_like_exact_search(
+        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray]) -> None:
+    env, ids, vectors = loaded_catalogue
+    queries = random_vectors(8, 12)
+    conn = vectordb.connect_from_env(env, ef_search=400)
+
+    got = vectordb.items_for_users(conn, queries, 10)
+
+    exact = vectordb.exact_scores(queries, vectors, "inner_product")
+    hits = 0
+    for q, top in enumerate(got):
+        expected = [ids[j] for j in np.argsort(-exact[q])[:10]]
+        hits += len({i for i, _ in top} & set(expected))
+        scores = [s for _, s in top]
+        assert scores == sorted(scores, reverse=True), "best first"
+        for item_id, score in top:
+            assert score == pytest.approx(exact[q][ids.index(item_id)], abs=1e-4)
+    assert hits / (10 * len(got)) >= 0.95
+
+
+def test_similar_items_ranks_by_cosine_excludes_the_item_and_gives_unknown_ids_an_empty_list(
+        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray]) -> None:
+    env, ids, vectors = loaded_catalogue
+    conn = vectordb.connect_from_env(env, ef_search=400)
+    asked = ["S00007", "no-such-item", "S01234", "S00007"]
+
+    got = vectordb.similar_items(conn, asked, 5)
+
+    assert got[1] == []
+    assert got[0] == got[3]
+    for position in (0, 2):
+        source = ids.index(asked[position])
+        exact = vectordb.exact_scores(vectors[[source]], vectors, "cosine")[0]
+        exact[source] = -np.inf
+        expected = [ids[j] for j in np.argsort(-exact)[:5]]
+        assert asked[position] not in [i for i, _ in got[position]]
+        assert [i for i, _ in got[position]] == expected
+        for item_id, score in got[position]:
+            assert score == pytest.approx(exact[ids.index(item_id)], abs=1e-4)
+
+
+def test_bad_query_arguments_are_refused_before_reaching_the_database(
+        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray]) -> None:
+    env, _, _ = loaded_catalogue
+    conn = vectordb.connect_from_env(env)
+    with pytest.raises(QueryInputError, match=r"shape \(n, 32\)"):
+        vectordb.items_for_users(conn, np.zeros((2, 31)), 5)
+    with pytest.raises(QueryInputError, match="NaN"):
+        vectordb.items_for_users(conn, np.full((1, DIM), np.nan), 5)
+    with pytest.raises(QueryInputError, match="k must be an integer from 1 to 1000"):
+        vectordb.similar_items(conn, ["S00001"], 0)
+    assert vectordb.items_for_users(conn, np.zeros((0, DIM)), 5) == []
+
+
+def test_both_batch_queries_use_the_hnsw_indexes_at_a_realistic_catalogue_size(
+        database: dict[str, str], tmp_path: Path) -> None:
+    n = 8_000
+    (tmp_path / "items.csv").write_bytes(embeddings_csv(item_ids(n), random_vectors(n, 21)))
+    (tmp_path / "users.csv").write_bytes(embeddings_csv([1], random_vectors(1, 1)))
+    conn = vectordb.connect_from_env(database)
+    vectordb.load_embeddings(conn, [vectordb.file_source("item_emb", str(tmp_path / "items.csv")),
+                                    vectordb.file_source("user_emb", str(tmp_path / "users.csv"))])
+    with conn.cursor() as cur:
+        cur.execute("ANALYZE item_emb")
+        cur.execute("EXPLAIN " + vectordb.ITEMS_FOR_USERS_SQL,
+                    {"embeddings": [vectordb.vector_literal(v) for v in random_vectors(3, 2)], "k": 10})
+        users_plan = "\n".join(row[0] for row in cur.fetchall())
+        cur.execute("EXPLAIN " + vectordb.SIMILAR_ITEMS_SQL, {"item_ids": ["S00001", "S00002"], "k": 10})
+        items_plan = "\n".join(row[0] for row in cur.fetchall())
+    assert "Index Scan using item_emb_embedding_ip_idx" in users_plan, users_plan
+    assert "Index Scan using item_emb_embedding_cos_idx" in items_plan, items_plan
+
+
+# ---- connection settings ------------------------------------------------------------------------------------------
+def test_the_password_comes_from_the_secret_when_no_plaintext_variable_is_set(
+        database: dict[str, str], moto_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"AWS_ENDPOINT_URL": moto_service.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"vector-db-{uuid.uuid4().hex[:8]}",
+        SecretString=json.dumps({"engine": "postgres", "username": "postgres",
+                                 "password": database["VECTOR_DB_PASSWORD"]}),
+    )
+    env = {k: v for k, v in database.items() if k != "VECTOR_DB_PASSWORD"} | {"VECTOR_DB_SECRET_ARN": secret["ARN"]}
+
+    with vectordb.connect_from_env(env) as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        assert cur.fetchone()[0] == database["VECTOR_DB_NAME"]
+    assert "password" not in repr(vectordb.settings_from_env(database)).replace("password='***'", "").replace(
+        "password=", "")
+
+
+def test_incomplete_environment_names_the_missing_variables() -> None:
+    with pytest.raises(vectordb.VectorDbConfigError, match="set VECTOR_DB_HOST, VECTOR_DB_SECRET_ARN"):
+        vectordb.settings_from_env({"VECTOR_DB_USER": "postgres"})
+    with pytest.raises(vectordb.VectorDbConfigError, match="VECTOR_DB_PORT must be a port number"):
+        vectordb.settings_from_env({"VECTOR_DB_HOST": "h", "VECTOR_DB_USER": "u", "VECTOR_DB_PASSWORD": "p",
+                                    "VECTOR_DB_PORT": "54x"})
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    ({"bukket": "x"}, "unknown event field(s) bukket"),
+    ({"item_key": ""}, "item_key must be a non-empty string"),
+    ({"force": "yes"}, "force must be true or false"),
+    ([], "event must be a JSON object"),
+])
+def test_a_bad_loader_event_is_refused_with_what_is_allowed(event: Any, message: str) -> None:
+    with pytest.raises(loader.LoaderEventError) as failure:
+        loader.request_from_event(event, {"ARTIFACTS_BUCKET": "b"})
+    assert message in str(failure.value)
+
+
+def test_without_a_bucket_the_loader_says_where_to_set_one() -> None:
+    with pytest.raises(loader.LoaderEventError, match="set ARTIFACTS_BUCKET"):
+        loader.request_from_event({}, {})
+    assert loader.request_from_event({}, {"ARTIFACTS_BUCKET": "b", "EMBEDDINGS_PREFIX": "v3"}).item_key == \
+        "v3/item_embeddings.csv"
