@@ -85,6 +85,7 @@ def vector_db(postgres_service: Any, tmp_path_factory: pytest.TempPathFactory) -
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
     tmp = tmp_path_factory.mktemp("embeddings")
     items_csv, users_csv = tmp / "item_embeddings.csv", tmp / "user_embeddings.csv"
     vectors = item_vectors()
@@ -100,6 +101,8 @@ def vector_db(postgres_service: Any, tmp_path_factory: pytest.TempPathFactory) -
                                     vectordb.file_source("user_emb", str(users_csv))])
     conn.close()
     yield env
+    admin = postgres_service.connect()
+    admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
@@ -181,3 +184,167 @@ def test_an_unreachable_database_raises_so_firehose_retries_and_the_next_batch_r
     monkeypatch.setenv("VECTOR_DB_PORT", vector_db["VECTOR_DB_PORT"])
     response = transformation.handler(firehose_event([session(1, [(ITEMS[0], True)])]), None)
     assert [r["result"] for r in response["records"]] == ["Ok"]
+
+
+# ---- sessions from the source database --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def catalogue(mariadb_service: Any) -> Any:
+    """The seeder's classicmodels data in a real MariaDB, read back by the producer's own query."""
+    import pymysql
+    from recsys import events
+
+    from harness.seed import SeedTarget, seed_target
+
+    database = f"cm_{uuid.uuid4().hex[:8]}"
+    seed_target(SeedTarget(mariadb_service.host, mariadb_service.port, mariadb_service.user,
+                           mariadb_service.password, database, external=False), scale=1, seed=7)
+    conn = pymysql.connect(host=mariadb_service.host, port=mariadb_service.port, user=mariadb_service.user,
+                           password=mariadb_service.password, database=database)
+    try:
+        yield events.load_catalogue(conn)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{database}`")
+        conn.close()
+
+
+def test_sessions_are_the_lab_s_events_made_from_real_customers_and_products(catalogue: Any) -> None:
+    from recsys import events, firehose
+
+    sessions = list(events.generate_sessions(catalogue, 300, seed=1))
+    assert sessions == list(events.generate_sessions(catalogue, 300, seed=1)), "same seed, same sessions"
+    assert sessions != list(events.generate_sessions(catalogue, 300, seed=2))
+    known = {c.number for c in catalogue.customers}
+    places = {(c.city, c.country) for c in catalogue.customers}
+    products = {p.code for p in catalogue.products}
+    for s in sessions:
+        assert list(s) == ["session_id", "customer_number", "city", "country", "credit_limit", "browse_history"]
+        firehose.parse_session(s)  # the transformation accepts every one of them
+        assert (s["city"], s["country"]) in places and isinstance(s["credit_limit"], int)
+        assert {h["product_code"] for h in s["browse_history"]} <= products
+    new = [s for s in sessions if s["customer_number"] not in known]
+    assert 0 < len(new) < 60, "a few sessions come from people who are not customers yet"
+    assert any(h["in_shopping_cart"] for s in sessions for h in s["browse_history"])
+
+
+def test_the_rate_is_held_in_small_batches_and_a_bad_rate_is_a_clear_error() -> None:
+    from harness import stream
+
+    assert stream.parse_rate("20/s") == 20.0 and stream.parse_rate("2.5") == 2.5 and stream.parse_rate("max") is None
+    with pytest.raises(ValueError, match="--rate must look like 50/s"):
+        stream.parse_rate("fast")
+    plan = list(stream.pacing(23, 10.0))
+    assert sum(n for _, n in plan) == 23 and max(n for _, n in plan) == 2
+    assert [t for t, _ in plan] == sorted(t for t, _ in plan) and plan[-1][0] == pytest.approx(2.2)
+    assert list(stream.pacing(1200, None)) == [(0.0, 500), (0.0, 500), (0.0, 200)]
+
+
+def test_refused_kinesis_records_are_resent_and_never_silently_dropped() -> None:
+    from recsys import events
+
+    class Throttled:
+        def __init__(self, refuse: int) -> None:
+            self.refuse, self.calls = refuse, []
+
+        def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+            self.calls.append(len(Records))
+            out = []
+            for _ in Records:
+                if self.refuse:
+                    self.refuse -= 1
+                    out.append({"ErrorCode": "ProvisionedThroughputExceededException"})
+                else:
+                    out.append({"SequenceNumber": "1", "ShardId": "shardId-000000000000"})
+            return {"Records": out, "FailedRecordCount": sum(1 for r in out if "ErrorCode" in r)}
+
+    entries = [{"Data": b"x", "PartitionKey": str(i)} for i in range(700)]
+    client = Throttled(refuse=30)
+    assert events.put_all(client, "s", entries, sleep=lambda _: None) == 700
+    assert client.calls == [500, 30, 200]
+    with pytest.raises(events.PutRecordsError, match="refused 5 record"):
+        events.put_all(Throttled(refuse=10**6), "s", entries[:5], attempts=3, sleep=lambda _: None)
+
+
+# ---- the pipeline without the daemon: Kinesis -> runner -> transformation (real PG) -> S3 -------------------------
+def test_every_session_sent_comes_out_once_even_when_the_database_goes_away_mid_stream(
+    catalogue: Any, moto_service: Any, warm_container: Any, vector_db: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+    from recsys import events
+
+    from harness import firehose_runner as fr
+
+    # The catalogue's products are not in this tiny item_emb: map them onto it, so most sessions are servable.
+    codes = {p.code: ITEMS[i % len(ITEMS)] for i, p in enumerate(catalogue.products)}
+    sessions = list(events.generate_sessions(catalogue, 400, seed=3,
+                                             mix=events.SessionMix(empty_history_rate=0.05)))
+    for s in sessions:
+        for h in s["browse_history"]:
+            h["product_code"] = codes[h["product_code"]]
+    kw = {"endpoint_url": moto_service.endpoint_url, "region_name": "us-east-1", "aws_access_key_id": "testing",
+          "aws_secret_access_key": "testing"}
+    kinesis, s3, fh = boto3.client("kinesis", **kw), boto3.client("s3", **kw), boto3.client("firehose", **kw)
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    kinesis.create_stream(StreamName=name, ShardCount=2)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    s3.create_bucket(Bucket=name)
+    role = "arn:aws:iam::123456789012:role/firehose"
+    fh.create_delivery_stream(
+        DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": arn, "RoleARN": role},
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": role, "BucketARN": f"arn:aws:s3:::{name}", "BufferingHints": {"SizeInMBs": 1,
+                                                                                       "IntervalInSeconds": 10},
+            "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/",
+            "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+                {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:123456789012:function:t"},
+                {"ParameterName": "BufferSizeInMBs", "ParameterValue": "0.2"},
+                {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "10"},
+                {"ParameterName": "NumberOfRetries", "ParameterValue": "3"}]}]},
+        })
+
+    def invoke(function_arn: str, event: dict[str, Any]) -> Any:
+        # A JSON round trip, as the Lambda service does: the runner sees what a real invocation would return.
+        return json.loads(json.dumps(transformation.handler(json.loads(json.dumps(event)), None)))
+
+    now = [1_900_000_000.0]
+    runner = fr.FirehoseRunner(fh.describe_delivery_stream(DeliveryStreamName=name), kinesis, s3, invoke,
+                               lambda: now[0])
+    entries = list(events.kinesis_entries(sessions))
+    events.put_all(kinesis, name, entries[:200])
+    runner.poll_once()
+    now[0] += 10
+    runner.poll_once()
+
+    # The database goes away for a while: batches fail and are retried, none is lost.
+    transformation.container.forget_connection()
+    monkeypatch.setenv("VECTOR_DB_PORT", "1")
+    events.put_all(kinesis, name, entries[200:])
+    runner.poll_once()
+    for step in (11, 1.5):  # the processor interval elapses, then the first retry's backoff
+        now[0] += step
+        runner.poll_once()
+    assert runner.counters.invocation_failures == 2
+    monkeypatch.setenv("VECTOR_DB_PORT", vector_db["VECTOR_DB_PORT"])
+    for _ in range(60):
+        now[0] += 5
+        runner.poll_once()
+        if runner.records_buffered == 0 and runner.events_read == len(sessions):
+            break
+
+    delivered: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for obj in s3.list_objects_v2(Bucket=name).get("Contents", []):
+        body = s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read().decode()
+        target = failed if obj["Key"].startswith("errors/processing-failed/") else delivered
+        target.extend(json.loads(line) for line in body.splitlines())
+    failed_sessions = [json.loads(base64.b64decode(e["rawData"])) for e in failed]
+    out_ids = sorted([d["session_id"] for d in delivered] + [f["session_id"] for f in failed_sessions])
+    assert out_ids == sorted(s["session_id"] for s in sessions), "every session exactly once, delivered or failed"
+    assert all(f["browse_history"] == [] for f in failed_sessions)
+    assert {e["errorCode"] for e in failed} == {"Lambda.ProcessingFailed"}, "the outage cost retries, not records"
+    assert len(failed_sessions) == sum(1 for s in sessions if not s["browse_history"])
+    assert all(len(d["recommended_items"]) == 4 for d in delivered)
+    c = runner.counters
+    assert c.events_read == c.records_delivered + c.records_failed == len(sessions)
