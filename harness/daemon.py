@@ -806,8 +806,12 @@ class DaemonClient:
 
 
 def stop(state_dir: Path) -> None:
-    """What `harness down` calls before the services stop."""
+    """What `harness down` calls before the services stop: the daemon, then the local servers that stand for RDS
+    instances (their data goes too, as `down` removes the databases' data)."""
     stop_daemon(state_dir)
+    from harness.materializers.databases import stop_instances
+
+    stop_instances(state_dir.resolve(), remove_data=True)
 
 
 def status(state_dir: Path) -> dict[str, int | str]:
