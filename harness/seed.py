@@ -1,9 +1,9 @@
 """Seeding the source database: generate the classicmodels-shaped rows and swap them into MySQL/MariaDB.
 
 The rows come from `lambda_src/recsys/classicmodels.py` (the same generator the `source-seeder` Lambda runs); this
-module only decides where they go and shows progress. The target is the stack's source: the local MariaDB (database from
-the `source_db_name` output, `classicmodels` before the engine has run), or the external MySQL given to
-`up --source-url`, which is only overwritten when asked explicitly.
+module only decides where they go and shows progress. The target is the stack's source: the program's source database
+(the `source_db_*` outputs, with its master user), the stack's own MariaDB before anything is deployed, or the external
+MySQL given to `up --source-url`, which is only overwritten when asked explicitly.
 """
 
 from __future__ import annotations
@@ -66,13 +66,22 @@ def resolve_target(state: st.State, *, allow_external: bool = False) -> SeedTarg
                           password=str(source["password"]), database=str(source["database"]), external=True)
     if not state.get("services"):
         raise SeedError("the local stack is not up: run `python -m harness up` first")
-    maria = svc.RunningServices.from_dict(state["services"]).mariadb
     outputs: dict[str, Any] = state.get("outputs") or {}
-    name_entry = outputs.get("source_db_name")
-    database = name_entry.get("value") if isinstance(name_entry, dict) else None
-    # The admin user: re-seeding drops and recreates tables, which the application user may not be allowed to do.
+
+    def output(name: str) -> Any:
+        entry = outputs.get(name)
+        return entry.get("value") if isinstance(entry, dict) else None
+
+    if all(output(n) not in (None, "") for n in ("source_db_host", "source_db_port", "source_db_username",
+                                                  "source_db_password")):
+        # The program's source database (the engine runs it as its own local server): its master user.
+        return SeedTarget(host=str(output("source_db_host")), port=int(output("source_db_port")),
+                          user=str(output("source_db_username")), password=str(output("source_db_password")),
+                          database=str(output("source_db_name") or DEFAULT_DATABASE), external=False)
+    # Before the engine has deployed anything: the stack's own MariaDB, through its admin user.
+    maria = svc.RunningServices.from_dict(state["services"]).mariadb
     return SeedTarget(host=maria.host, port=maria.port, user=maria.user, password=maria.password,
-                      database=str(database or DEFAULT_DATABASE), external=False)
+                      database=DEFAULT_DATABASE, external=False)
 
 
 def seed_target(target: SeedTarget, *, scale: int = 1, seed: int = classicmodels.DEFAULT_SEED,

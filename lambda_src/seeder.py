@@ -2,7 +2,8 @@
 
 Only deployed when the program creates the source database itself. Environment (docs/ARCHITECTURE.md): SOURCE_DB_HOST,
 SOURCE_DB_PORT, SOURCE_DB_NAME, SOURCE_DB_USER, SOURCE_DB_SECRET_ARN (RDS-style JSON secret with the password).
-Event (all optional): {"scale": 1, "seed": 42}. The tables are swapped in all at once, so a failed or repeated
+Event (all optional): {"action": "seed", "scale": 1, "seed": 42} (the program's post-deploy invocation sends
+{"action": "seed"}). The tables are swapped in all at once, so a failed or repeated
 invocation never leaves a half-loaded table.
 """
 
@@ -27,11 +28,13 @@ def parse_event(event: Any) -> SeedRequest:
     if event is None:
         event = {}
     if not isinstance(event, dict):
-        raise ValueError('the event must be a JSON object like {"scale": 1, "seed": 42}, '
+        raise ValueError('the event must be a JSON object like {"action": "seed", "scale": 1, "seed": 42}, '
                          f"got {type(event).__name__}")
-    unknown = sorted(set(event) - {"scale", "seed"})
+    unknown = sorted(set(event) - {"action", "scale", "seed"})
     if unknown:
-        raise ValueError(f"unknown event keys {unknown}: only 'scale' and 'seed' are accepted")
+        raise ValueError(f"unknown event keys {unknown}: only 'action', 'scale' and 'seed' are accepted")
+    if event.get("action", "seed") != "seed":
+        raise ValueError(f"unknown action {event['action']!r}: the seeder only does 'seed'")
     request = SeedRequest(scale=event.get("scale", 1), seed=event.get("seed", classicmodels.DEFAULT_SEED))
     classicmodels.validate(request.scale, request.seed)
     return request

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import services as svc
@@ -115,14 +116,17 @@ def env_exports(state: st.State, state_dir: Path) -> list[tuple[str, str]]:
 
 
 def mysql_client_settings(state: st.State) -> dict[str, str]:
-    source = state.get("source") or {}
-    if source.get("external"):
-        return {"host": str(source["host"]), "port": str(source["port"]), "user": str(source["username"]),
-                "password": str(source["password"]), "database": str(source["database"])}
-    maria = svc.RunningServices.from_dict(state["services"]).mariadb
-    outputs: dict[str, Any] = state.get("outputs", {})
-    return {"host": maria.host, "port": str(maria.port), "user": maria.user, "password": maria.password,
-            "database": str(output_value(outputs, "source_db_name") or "classicmodels")}
+    """Where the mysql client should point: the stack's source database, the same one `seed` and the Glue job use."""
+    from harness.seed import SeedError, resolve_target
+
+    try:
+        target = resolve_target(state, allow_external=True)
+    except SeedError:
+        maria = svc.RunningServices.from_dict(state["services"]).mariadb
+        return {"host": maria.host, "port": str(maria.port), "user": maria.user, "password": maria.password,
+                "database": "classicmodels"}
+    return {"host": target.host, "port": str(target.port), "user": target.user, "password": target.password,
+            "database": target.database}
 
 
 def format_outputs(outputs: dict[str, Any], *, show_secrets: bool) -> dict[str, Any]:
@@ -349,7 +353,7 @@ def register(app: typer.Typer) -> None:
             counters.add_column("counter")
             counters.add_column("value", justify="right")
             for key, value in daemon_status.items():
-                counters.add_row(key, str(value))
+                counters.add_row(escape(key), escape(str(value)))
             out.print(counters)
         out.print(f"{len(state.get('outputs', {}))} stack outputs recorded (`python -m harness output`)")
         if not all(healthy.values()):
@@ -396,5 +400,5 @@ def register(app: typer.Typer) -> None:
         table.add_column("OUTPUT")
         table.add_column("VALUE")
         for key, value in shown.items():
-            table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+            table.add_row(key, escape(value if isinstance(value, str) else json.dumps(value)))
         Console().print(table)

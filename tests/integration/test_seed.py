@@ -228,10 +228,10 @@ def test_the_seeder_lambda_seeds_from_its_environment_and_secret(
                         "SOURCE_DB_SECRET_ARN": secret["ARN"]}.items():
         monkeypatch.setenv(name, value)
 
-    result = seeder.handler({"scale": 1, "seed": 3}, None)
+    result = seeder.handler({"action": "seed", "scale": 1, "seed": 3}, None)
 
     assert result["counts"] == cm.generate(1, 3).counts()
     assert query(mariadb_service, "SELECT COUNT(*) FROM seeder_check.ratings") == [(result["counts"]["ratings"],)]
-    with pytest.raises(ValueError, match="only 'scale' and 'seed' are accepted"):
+    with pytest.raises(ValueError, match="only 'action', 'scale' and 'seed' are accepted"):
         seeder.handler({"scael": 2}, None)
     query(mariadb_service, "DROP DATABASE seeder_check")
