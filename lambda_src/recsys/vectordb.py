@@ -246,8 +246,9 @@ CREATE TABLE IF NOT EXISTS embedding_sources (
     loaded_at timestamptz NOT NULL DEFAULT now()
 )
 """
-# Serializes loaders (two post-deploy invocations racing) without blocking readers. Any constant: 'recsys-emb'.
-LOADER_LOCK_KEY = 0x7265637379732D65
+# Serializes loaders (two post-deploy invocations racing, or sql/embeddings.sql) without blocking readers.
+# The bytes of 'recsys-e'; sql/embeddings.sql uses the same number in decimal.
+LOADER_LOCK_KEY = 0x7265637379732D65  # 8243104040581541221
 
 
 @dataclass(frozen=True)

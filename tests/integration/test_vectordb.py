@@ -385,3 +385,101 @@ def test_without_a_bucket_the_loader_says_where_to_set_one() -> None:
         loader.request_from_event({}, {})
     assert loader.request_from_event({}, {"ARTIFACTS_BUCKET": "b", "EMBEDDINGS_PREFIX": "v3"}).item_key == \
         "v3/item_embeddings.csv"
+
+
+# ---- sql/embeddings.sql (the lab's way) ---------------------------------------------------------------------------
+SQL_FILE = Path(__file__).resolve().parents[2] / "sql" / "embeddings.sql"
+# Stands in for the aws_s3 extension (an RDS-only extension): reads "objects" from a table instead of S3. Everything
+# else the script does runs for real.
+AWS_S3_STAND_IN = """
+CREATE SCHEMA aws_s3;
+CREATE TABLE aws_s3.stand_in_objects (bucket text, key text, body text, PRIMARY KEY (bucket, key));
+CREATE FUNCTION aws_s3.table_import_from_s3(table_name text, column_list text, options text, bucket text,
+                                            file_path text, region text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_body text;
+    v_line text;
+    v_match text[];
+BEGIN
+    SELECT o.body INTO v_body FROM aws_s3.stand_in_objects AS o WHERE o.bucket = $4 AND o.key = $5;
+    IF v_body IS NULL THEN
+        RAISE EXCEPTION 'HTTP 404. Requested file does not exist: s3://%/%', $4, $5;
+    END IF;
+    FOR v_line IN SELECT l FROM unnest(string_to_array(v_body, E'\\n')) WITH ORDINALITY AS t(l, i)
+                  WHERE i > 1 AND l <> '' ORDER BY i LOOP
+        v_match := regexp_match(v_line, '^([^,]*),"?([^"]*)"?$');
+        EXECUTE format('INSERT INTO %I (id, embedding) VALUES (%L, %L)', $1, v_match[1], v_match[2]);
+    END LOOP;
+    RETURN 'imported';
+END $$;
+"""
+
+
+def run_sql_file(env: dict[str, str], *variables: str) -> Any:
+    import os
+    import subprocess
+
+    from harness.services import postgres_bin_dir
+
+    argv = [str(postgres_bin_dir() / "psql"), "-X", "-q", "-h", env["VECTOR_DB_HOST"], "-p", env["VECTOR_DB_PORT"],
+            "-U", env["VECTOR_DB_USER"], "-d", env["VECTOR_DB_NAME"]]
+    for variable in variables:
+        argv += ["-v", variable]
+    return subprocess.run([*argv, "-f", str(SQL_FILE)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PGPASSWORD": env["VECTOR_DB_PASSWORD"]})
+
+
+def stand_in_objects(env: dict[str, str], objects: dict[str, bytes]) -> None:
+    conn = vectordb.connect_from_env(env)
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regnamespace('aws_s3') IS NULL")
+        if cur.fetchone()[0]:
+            cur.execute(AWS_S3_STAND_IN)
+        for key, body in objects.items():
+            cur.execute("INSERT INTO aws_s3.stand_in_objects VALUES ('lab-bucket', %s, %s) ON CONFLICT (bucket, key) "
+                        "DO UPDATE SET body = EXCLUDED.body", (key, body.decode()))
+    conn.close()
+
+
+def test_the_sql_script_stops_with_a_clear_message_when_the_bucket_variable_is_missing(
+        database: dict[str, str]) -> None:
+    result = run_sql_file(database)
+    assert result.returncode != 0
+    assert "psql variable bucket is not set" in result.stderr
+    assert 'Run: psql ... -v bucket=<artifacts bucket>' in result.stderr
+    assert table_oid(database, "item_emb") is None
+
+
+def test_the_sql_script_loads_and_swaps_in_both_tables_with_hnsw_indexes(database: dict[str, str]) -> None:
+    items, users = random_vectors(40, 1), random_vectors(12, 2)
+    stand_in_objects(database, {"embeddings/item_embeddings.csv": embeddings_csv(item_ids(40), items),
+                                "embeddings/user_embeddings.csv": embeddings_csv(list(range(12)), users)})
+
+    result = run_sql_file(database, "bucket=lab-bucket", "region=us-east-1")
+
+    assert result.returncode == 0, result.stderr
+    loaded = table_rows(database, "item_emb")
+    np.testing.assert_array_equal(np.vstack([loaded[i] for i in item_ids(40)]), items)
+    assert len(table_rows(database, "user_emb")) == 12
+    with vectordb.connect_from_env(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename IN ('item_emb', 'user_emb') ORDER BY 1")
+        assert [r[0] for r in cur.fetchall()] == ["item_emb_embedding_cos_idx", "item_emb_embedding_ip_idx",
+                                                   "item_emb_pkey", "user_emb_embedding_cos_idx", "user_emb_pkey"]
+    assert vectordb.similar_items(vectordb.connect_from_env(database), ["S00003"], 3)[0]
+
+
+def test_the_sql_script_rolls_back_everything_on_a_bad_file(database: dict[str, str]) -> None:
+    items = random_vectors(20, 1)
+    good = {"embeddings/item_embeddings.csv": embeddings_csv(item_ids(20), items),
+            "embeddings/user_embeddings.csv": embeddings_csv(list(range(5)), random_vectors(5, 2))}
+    stand_in_objects(database, good)
+    assert run_sql_file(database, "bucket=lab-bucket").returncode == 0
+    stand_in_objects(database, {"embeddings/item_embeddings.csv": embeddings_csv(item_ids(21), random_vectors(21, 3)),
+                                "embeddings/user_embeddings.csv": b'id,embedding\n1,"[1,2,3]"\n'})
+
+    result = run_sql_file(database, "bucket=lab-bucket")
+
+    assert result.returncode != 0 and "expected 32 dimensions, not 3" in result.stderr
+    loaded = table_rows(database, "item_emb")
+    assert len(loaded) == 20
+    np.testing.assert_array_equal(np.vstack([loaded[i] for i in item_ids(20)]), items)
