@@ -504,3 +504,36 @@ def test_the_quick_benchmark_reports_every_measure_as_json() -> None:
     # Recall is not a timing: at this size and ef_search=100 the index must find (nearly) all true neighbours.
     assert queries["recall_at_10"] >= 0.95
     assert report["server"]["pgvector"].startswith("0.8")
+
+
+# ---- the CSV reader and the COPY encoder (no database) ----------------------------------------------------------
+def test_the_copy_encoder_writes_exactly_what_pgvector_python_writes() -> None:
+    import struct
+
+    from pgvector import Vector
+
+    vectors = random_vectors(3, 5)
+    for id_type, ids in (("varchar", ["S10_1678", "é-unicode", "x"]), ("int", [1, -7, 2**31 - 1])):
+        encoded = vectordb.encode_copy_rows(vectordb.Chunk(list(ids), vectors), id_type)  # type: ignore[arg-type]
+        expected = b""
+        for item_id, row in zip(ids, vectors, strict=True):
+            id_bytes = str(item_id).encode() if id_type == "varchar" else struct.pack(">i", item_id)
+            vector_bytes = Vector(row).to_binary()
+            expected += struct.pack(">hi", 2, len(id_bytes)) + id_bytes + struct.pack(">i", len(vector_bytes))
+            expected += vector_bytes
+        assert encoded == expected, id_type
+
+
+def test_the_reader_accepts_crlf_a_byte_order_mark_quoted_ids_and_trailing_blank_lines() -> None:
+    row = "[" + ",".join(["1.5"] * DIM) + "]"
+    text = f'\ufeffid,embedding\r\n"S18_3232","{row}"\r\nS24_1444,{row}\r\n\r\n'.encode()
+    (chunk,) = vectordb.parse_embeddings(text.splitlines(keepends=True), id_type="varchar", source="f.csv")
+    assert chunk.ids == ["S18_3232", "S24_1444"]
+    assert chunk.vectors.shape == (2, DIM) and float(chunk.vectors[1, 31]) == 1.5
+
+
+def test_the_reader_names_the_row_across_chunk_boundaries() -> None:
+    good = '"[' + ",".join(["0.25"] * DIM) + ']"'
+    lines = ["id,embedding"] + [f"I{i},{good}" for i in range(1, 8)] + ["I8," + good.replace("0.25", "inf", 1)]
+    with pytest.raises(EmbeddingsFileError, match=r"f.csv, row 8 \(line 9\): embedding contains NaN or infinity"):
+        list(vectordb.parse_embeddings(lines, id_type="varchar", source="f.csv", chunk_rows=3))
