@@ -39,8 +39,10 @@ def mariadb_jdbc_jar() -> Path | None:
 
 def requirements() -> list[SystemRequirement]:
     return [
-        SystemRequirement("mariadb-server", "the local MySQL-compatible source database", mariadb_server_binary() is not None),
-        SystemRequirement("mariadb-client", "the mysql client that `harness env` prepares", shutil.which("mariadb") is not None),
+        SystemRequirement("mariadb-server", "the local MySQL-compatible source database",
+                          mariadb_server_binary() is not None),
+        SystemRequirement("mariadb-client", "the mysql client that `harness env` prepares",
+                          shutil.which("mariadb") is not None),
         SystemRequirement("libmariadb-java", "Spark's JDBC driver for the Glue script", mariadb_jdbc_jar() is not None),
         SystemRequirement("openjdk-17-jre-headless", "Java for local Spark", shutil.which("java") is not None),
     ]

@@ -21,7 +21,7 @@ app = typer.Typer(
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
         module_name = f"harness.commands.{name}"
-        # A command group that has not landed yet is simply absent; an import error inside one that exists is not hidden.
+        # A command group that has not landed yet is absent; an import error inside one that exists is not hidden.
         if importlib.util.find_spec(module_name) is None:
             continue
         importlib.import_module(module_name).register(app)
