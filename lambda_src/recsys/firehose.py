@@ -45,6 +45,8 @@ class SessionEvent:
     credit_limit: float
     browse_history: tuple[HistoryItem, ...]
     payload: Mapping[str, Any]
+    # The record's JSON text as received: a delivered line reuses it instead of serializing the input again.
+    text: str | None = None
 
     def user_features(self) -> dict[str, Any]:
         """The user tower's input, in the shape of the lab's `/user_embeddings` body."""
@@ -89,6 +91,12 @@ def _require(payload: Mapping[str, Any], name: str, kind: type | tuple[type, ...
 
 
 def _history_item(entry: Any, index: int) -> HistoryItem:
+    # Fast path for the well-formed item (nearly all of them); the checks below only run to name what is wrong.
+    if type(entry) is dict:
+        code, quantity, in_cart = entry.get("product_code"), entry.get("quantity"), entry.get("in_shopping_cart")
+        if (type(code) is str and code.strip() and type(quantity) is str and quantity.isascii() and quantity.isdigit()
+                and type(in_cart) is bool):
+            return HistoryItem(product_code=code, quantity=quantity, in_shopping_cart=in_cart)
     where = f"browse_history[{index}]"
     if not isinstance(entry, dict):
         raise InvalidRecord(f"{where} must be an object, got {type(entry).__name__}")
@@ -105,7 +113,7 @@ def _history_item(entry: Any, index: int) -> HistoryItem:
     return HistoryItem(product_code=code, quantity=quantity, in_shopping_cart=in_cart)
 
 
-def parse_session(payload: Any) -> SessionEvent:
+def parse_session(payload: Any, text: str | None = None) -> SessionEvent:
     """Validate one decoded event; raise `InvalidRecord` naming the first thing that is wrong."""
     if not isinstance(payload, dict):
         raise InvalidRecord(f"the record must be a JSON object, got {type(payload).__name__}")
@@ -128,11 +136,12 @@ def parse_session(payload: Any) -> SessionEvent:
         credit_limit=float(credit_limit),
         browse_history=items,
         payload=payload,
+        text=text,
     )
 
 
-def decode_record_data(data: Any) -> Any:
-    """base64 -> UTF-8 -> JSON, each failure named."""
+def decode_record_data(data: Any) -> tuple[str, Any]:
+    """base64 -> UTF-8 -> JSON, each failure named; returns the text and its value."""
     if not isinstance(data, str):
         raise InvalidRecord("the record's data is not a base64 string")
     try:
@@ -144,13 +153,28 @@ def decode_record_data(data: Any) -> Any:
     except UnicodeDecodeError:
         raise InvalidRecord("the record's data is not UTF-8 text") from None
     try:
-        return json.loads(text)
+        return text, _DECODER.decode(text)
     except (json.JSONDecodeError, RecursionError):
         raise InvalidRecord("the record's data is not JSON") from None
+    except _NotJsonConstant:
+        raise InvalidRecord("the record's data is not JSON (NaN and Infinity are not JSON numbers)") from None
+
+
+class _NotJsonConstant(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN/Infinity; they are not JSON, Athena cannot read them, and we could not write them back.
+    raise _NotJsonConstant(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def decode_session(data: Any) -> SessionEvent:
-    return parse_session(decode_record_data(data))
+    text, payload = decode_record_data(data)
+    return parse_session(payload, text)
 
 
 def choose_history_product(history: Sequence[HistoryItem]) -> str:
@@ -189,8 +213,41 @@ def encode_json_line(payload: Mapping[str, Any]) -> str:
     return base64.b64encode(line.encode("utf-8")).decode("ascii")
 
 
+_OUR_FIELDS = ("recommended_items", "similar_items")
+
+
+def recommended_json(recommended: Sequence[ScoredItem]) -> str:
+    return json.dumps([{"id": item.id, "score": item.score} for item in recommended], separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False)
+
+
+def similar_json(product_code: str, neighbours: Sequence[NeighbourItem]) -> str:
+    return json.dumps({"product_code": product_code,
+                       "similar_items": [{"id": item.id, "distance": item.distance} for item in neighbours]},
+                      separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def enriched_line(session: SessionEvent, recommended: str, similar: str) -> str:
+    """base64 of the delivered JSON line, given our two fields already encoded (once per distinct user and product,
+    not once per record). The input's own text is reused when it is one compact object line; otherwise (pretty-printed
+    input, or one already carrying our fields) the whole record is serialized again."""
+    text = session.text.strip() if session.text else ""
+    if (text.endswith("}") and len(session.payload) > 0 and "\n" not in text and "\r" not in text
+            and not any(name in session.payload for name in _OUR_FIELDS)):
+        line = f'{text[:-1]},"recommended_items":{recommended},"similar_items":{similar}}}\n'
+        return base64.b64encode(line.encode("utf-8")).decode("ascii")
+    out = dict(session.payload)
+    out["recommended_items"] = json.loads(recommended)
+    out["similar_items"] = json.loads(similar)
+    return encode_json_line(out)
+
+
 def ok(record_id: str, payload: Mapping[str, Any]) -> TransformedRecord:
     return TransformedRecord(record_id=record_id, result="Ok", data=encode_json_line(payload))
+
+
+def ok_data(record_id: str, data: str) -> TransformedRecord:
+    return TransformedRecord(record_id=record_id, result="Ok", data=data)
 
 
 def failed(record_id: str, original_data: Any, reason: str) -> TransformedRecord:

@@ -64,25 +64,37 @@ def recommend_batch(
     """
     if not sessions:
         return []
-    embeddings = model.user_embeddings([s.user_features() for s in sessions])
-    top_items = list(items_for_users(embeddings, k))
-    if len(top_items) != len(sessions):
-        raise RuntimeError(f"items_for_users returned {len(top_items)} result lists for {len(sessions)} users")
+    # Sessions of one customer (or of people with the same features) share an embedding and its top-k: embed and
+    # query each distinct user once. A batch of 500 often holds far fewer distinct users than records.
+    slot_of: dict[tuple[str, str, float], int] = {}
+    users: list[dict[str, Any]] = []
+    slots: list[int] = []
+    for session in sessions:
+        key = (session.city, session.country, session.credit_limit)
+        if key not in slot_of:
+            slot_of[key] = len(users)
+            users.append(session.user_features())
+        slots.append(slot_of[key])
+    embeddings = model.user_embeddings(users)
+    distinct_top = list(items_for_users(embeddings, k))
+    if len(distinct_top) != len(users):
+        raise RuntimeError(f"items_for_users returned {len(distinct_top)} result lists for {len(users)} users")
+    scored = [_scored(rows) for rows in distinct_top]
 
     chosen = [choose_history_product(s.browse_history) for s in sessions]
     distinct = sorted(set(chosen))
     neighbour_rows = list(similar_items(distinct, k))
     if len(neighbour_rows) != len(distinct):
         raise RuntimeError(f"similar_items returned {len(neighbour_rows)} result lists for {len(distinct)} item ids")
-    neighbours = dict(zip(distinct, neighbour_rows, strict=True))
+    neighbours = {code: _neighbours(rows) for code, rows in zip(distinct, neighbour_rows, strict=True)}
 
     out: list[Recommendation | InvalidRecord] = []
-    for rows, code in zip(top_items, chosen, strict=True):
-        near = neighbours.get(code)
+    for slot, code in zip(slots, chosen, strict=True):
+        near = neighbours[code]
         # A product in the catalogue always has neighbours (k >= 1 and more than one item); no rows means the
         # product is not in item_emb, which no retry will change.
         if not near:
             out.append(InvalidRecord("the chosen browse_history product is not in the item catalogue"))
             continue
-        out.append(Recommendation(recommended=_scored(rows), product_code=code, neighbours=_neighbours(near)))
+        out.append(Recommendation(recommended=scored[slot], product_code=code, neighbours=near))
     return out

@@ -348,3 +348,20 @@ def test_every_session_sent_comes_out_once_even_when_the_database_goes_away_mid_
     assert all(len(d["recommended_items"]) == 4 for d in delivered)
     c = runner.counters
     assert c.events_read == c.records_delivered + c.records_failed == len(sessions)
+
+
+def test_the_streaming_benchmark_runs_at_its_quick_size() -> None:
+    """Proves bench/streaming.py still works end to end; its numbers are not judged here (shared, noisy machines)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "bench" / "streaming.py"), "--quick"], capture_output=True,
+                          text=True, timeout=600, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    scale1 = result["streaming"]["scale1"]
+    for key in ("ours_records_per_s", "baseline_records_per_s", "ratio"):
+        assert scale1[key] > 0, key
+    assert scale1["items"] == 110 and scale1["batch_size"] == 500
+    assert {"cores", "memory_mb", "cpu"} <= set(result["machine"])

@@ -315,3 +315,29 @@ def test_top_k_comes_from_the_environment_and_a_typo_is_a_clear_error() -> None:
     assert transformation.top_k_from_env({"TOP_K": "12"}) == 12
     with pytest.raises(ValueError, match="TOP_K must be an integer from 1 to 100, got 'five'"):
         transformation.top_k_from_env({"TOP_K": "five"})
+
+
+def test_nan_or_infinity_in_a_record_fails_that_record_instead_of_the_whole_batch() -> None:
+    text = json.dumps({**_lab_session(), "score": float("nan")})  # Python writes NaN; JSON has no such number
+    out = run([("nan", base64.b64encode(text.encode()).decode()), ("good", encode(_lab_session()))])
+    assert [entry.result for entry in out] == ["ProcessingFailed", "Ok"]
+    assert out[0].reason == "the record's data is not JSON (NaN and Infinity are not JSON numbers)"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(_lab_session()),
+        json.dumps(_lab_session(), indent=2),  # pretty-printed: newlines inside would break JSON Lines
+        json.dumps({**_lab_session(), "recommended_items": ["stale"]}),  # ours replace a producer's own field
+        "  " + json.dumps(_lab_session(), ensure_ascii=False) + " \n",
+    ],
+)
+def test_a_delivered_record_is_always_one_json_line_equal_to_the_input_plus_our_fields(text: str) -> None:
+    (entry,) = run([("r", base64.b64encode(text.encode()).decode())], k=2)
+    delivered = decode_line(entry.data)
+    expected = json.loads(text)
+    assert {k: v for k, v in delivered.items() if k not in ("recommended_items", "similar_items")} == {
+        k: v for k, v in expected.items() if k not in ("recommended_items", "similar_items")}
+    assert len(delivered["recommended_items"]) == 2 and delivered["recommended_items"] != ["stale"]
+    assert delivered["similar_items"]["product_code"] == CATALOGUE[5]

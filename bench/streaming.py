@@ -1,0 +1,348 @@
+"""Streaming benchmark: records/s of our transformation against the lab's per-record HTTP path, same PostgreSQL.
+
+- ours: `transformation.handler` on Firehose events of 500 records (one model call, two SQL statements per batch);
+- lab-style: per record, the lab's three calls to the inference Function URL (`POST /user_embeddings`,
+  `POST /items_from_user?limit=5`, `GET /items_from_item?item_id=<history item>&limit=5`), served on 127.0.0.1 by an
+  in-process HTTP server that builds the Function URL event and calls `inference.handler` (the local daemon adds a
+  worker process hop on top, so this baseline is, if anything, flattering to the lab's design).
+
+Both run in this one Python process (numpy held to one thread), against one throwaway PostgreSQL + pgvector with the
+catalogue's item embeddings loaded by `recsys.vectordb` (HNSW indexes). The data is the seeder's classicmodels at the
+given scale (scale 1: 110 products; 100: 11,000) and sessions from `recsys.events`; the serving bundle has the
+trainer's shape with fixed random weights (speed does not depend on what the weights learned).
+
+`python bench/streaming.py [--quick] [--scales 1,100] [--runs N]` prints JSON: per scale, the median records/s of each
+path over N runs after a warm-up, their spread, and the ratio. `--quick` is the CI size: it proves the benchmark runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core for our side: numpy's BLAS would otherwise spread the batch's small matrix products over every core.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+# The functions log one INFO line per batch to stdout, where this script writes its JSON.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+import argparse  # noqa: E402
+import base64  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+for _path in (ROOT, ROOT / "lambda_src"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import numpy as np  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402
+
+BATCH = 500
+TOP_K = 5
+DIM = 32
+HIDDEN = 64
+
+
+# ---- data and model ------------------------------------------------------------------------------------------------
+def catalogue_at(scale: int) -> tuple[Any, list[dict[str, Any]]]:
+    """The seeder's customers and products at `scale`, as `recsys.events` sees them, plus the product feature rows."""
+    from recsys import classicmodels, events
+
+    data = classicmodels.generate(scale, 42)
+    cust_cols, prod_cols = classicmodels.COLUMNS["customers"], classicmodels.COLUMNS["products"]
+    customers = [dict(zip(cust_cols, row, strict=True)) for row in data.tables["customers"]]
+    products = [dict(zip(prod_cols, row, strict=True)) for row in data.tables["products"]]
+    catalogue = events.Catalogue(
+        tuple(events.Customer(int(c["customerNumber"]), str(c["city"]), str(c["country"]),
+                              None if c["creditLimit"] is None else float(c["creditLimit"])) for c in customers),
+        tuple(events.Product(str(p["productCode"]), str(p["productLine"])) for p in products),
+    )
+    return catalogue, products
+
+
+def write_bundle(directory: Path, catalogue: Any, products: list[dict[str, Any]]) -> None:
+    """A serving bundle with the trainer's features and a hidden layer of 64, fixed random weights."""
+    from recsys.model import BUNDLE_FORMAT
+
+    rng = np.random.default_rng(0)
+    cities = sorted({c.city for c in catalogue.customers})
+    countries = sorted({c.country for c in catalogue.customers})
+    lines = sorted({str(p["productLine"]) for p in products})
+    scales = sorted({str(p["productScale"]) for p in products})
+    user_in, item_in = len(cities) + len(countries) + 1, len(lines) + len(scales) + 3
+    tensors: dict[str, np.ndarray] = {}
+    for tower, n_in in (("user_tower", user_in), ("item_tower", item_in)):
+        tensors[f"{tower}.0.weight"] = rng.normal(0, 1 / np.sqrt(n_in), (HIDDEN, n_in)).astype(np.float32)
+        tensors[f"{tower}.0.bias"] = np.zeros(HIDDEN, np.float32)
+        tensors[f"{tower}.2.weight"] = rng.normal(0, 1 / np.sqrt(HIDDEN), (DIM, HIDDEN)).astype(np.float32)
+        tensors[f"{tower}.2.bias"] = np.zeros(DIM, np.float32)
+
+    def numeric(name: str, keys: list[str], values: list[float]) -> dict[str, Any]:
+        return {"name": name, "keys": keys, "mean": float(np.mean(values)), "scale": float(np.std(values) or 1.0)}
+
+    credit = [c.credit_limit or 0.0 for c in catalogue.customers]
+    spec = {
+        "format": BUNDLE_FORMAT, "embedding_dim": DIM, "rating_offset": 3.0,
+        "towers": {
+            "user": {
+                "categorical": [{"name": "city", "keys": ["city"], "categories": cities},
+                                {"name": "country", "keys": ["country"], "categories": countries}],
+                "numeric": [numeric("credit_limit", ["credit_limit", "creditlimit", "creditLimit"], credit)],
+                "layers": [{"tensor": "user_tower.0", "activation": "relu"},
+                           {"tensor": "user_tower.2", "activation": "none"}],
+            },
+            "item": {
+                "categorical": [{"name": "product_line", "keys": ["productLine"], "categories": lines},
+                                {"name": "product_scale", "keys": ["productScale"], "categories": scales}],
+                "numeric": [numeric(n, [n], [float(p[n]) for p in products])
+                            for n in ("quantityInStock", "buyPrice", "MSRP")],
+                "layers": [{"tensor": "item_tower.0", "activation": "relu"},
+                           {"tensor": "item_tower.2", "activation": "none"}],
+            },
+        },
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(directory / "model.safetensors"))
+    (directory / "preprocessing.json").write_text(json.dumps(spec))
+
+
+def load_vectors(env: dict[str, str], model: Any, catalogue: Any, products: list[dict[str, Any]], work: Path) -> None:
+    from recsys import vectordb
+
+    items = model.item_embeddings([{k: (float(v) if k in ("buyPrice", "MSRP") else v) for k, v in p.items()}
+                                   for p in products])
+    users = model.user_embeddings([{"city": c.city, "country": c.country, "creditlimit": c.credit_limit or 0.0}
+                                   for c in catalogue.customers])
+
+    def csv(path: Path, ids: list[Any], vectors: np.ndarray) -> Path:
+        with path.open("w") as fh:
+            fh.write("id,embedding\n")
+            for key, vec in zip(ids, vectors, strict=True):
+                fh.write(f'{key},"[{",".join(f"{v:.7g}" for v in vec)}]"\n')
+        return path
+
+    conn = vectordb.connect_from_env(env)
+    try:
+        vectordb.load_embeddings(conn, [
+            vectordb.file_source("item_emb", str(csv(work / "items.csv", [p["productCode"] for p in products], items))),
+            vectordb.file_source("user_emb", str(csv(work / "users.csv", [c.number for c in catalogue.customers],
+                                                     users))),
+        ], force=True)
+    finally:
+        conn.close()
+
+
+# ---- the two paths ---------------------------------------------------------------------------------------------------
+def firehose_events(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for start in range(0, len(sessions), BATCH):
+        out.append({
+            "invocationId": str(uuid.uuid4()), "region": "us-east-1",
+            "deliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/bench",
+            "records": [{"recordId": f"{start + i:012d}", "approximateArrivalTimestamp": 0,
+                         "data": base64.b64encode(json.dumps(s).encode()).decode()}
+                        for i, s in enumerate(sessions[start : start + BATCH])],
+        })
+    return out
+
+
+def run_ours(events: list[dict[str, Any]]) -> int:
+    import transformation
+
+    ok = 0
+    for event in events:
+        response = transformation.handler(event, None)
+        ok += sum(1 for r in response["records"] if r["result"] == "Ok")
+    return ok
+
+
+@contextlib.contextmanager
+def function_url_server() -> Iterator[str]:
+    """The inference function behind a Function URL on 127.0.0.1 (payload format 2.0 events, as the daemon builds)."""
+    import inference
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Without it, headers and body leave in two segments and delayed ACKs add ~40 ms to every call: a handicap
+        # the deployed Function URL does not have, so the baseline must not have it either.
+        disable_nagle_algorithm = True
+
+        def _serve(self) -> None:
+            parts = urllib.parse.urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            event = {"version": "2.0", "rawPath": parts.path, "rawQueryString": parts.query,
+                     "headers": {k.lower(): v for k, v in self.headers.items()},
+                     "queryStringParameters": dict(urllib.parse.parse_qsl(parts.query)) or None,
+                     "requestContext": {"http": {"method": self.command, "path": parts.path}},
+                     "body": body.decode() if body else None, "isBase64Encoded": False}
+            response = inference.handler(event, None)
+            payload = response["body"].encode()
+            self.send_response(response["statusCode"])
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_lab_style(url: str, sessions: list[dict[str, Any]], seed: int) -> int:
+    """The lab's transformation: three HTTP calls per record, a random history item for the neighbours."""
+    import random
+
+    import requests
+
+    rng = random.Random(seed)
+    http = requests.Session()
+    ok = 0
+    for s in sessions:
+        user = [{"city": s["city"], "country": s["country"], "creditlimit": s["credit_limit"]}]
+        embedding = http.post(f"{url}/user_embeddings", json=user, timeout=30).json()
+        items = http.post(f"{url}/items_from_user", params={"limit": TOP_K}, json=embedding, timeout=30).json()
+        product = rng.choice(s["browse_history"])["product_code"]
+        similar = http.get(f"{url}/items_from_item", params={"item_id": product, "limit": TOP_K}, timeout=30).json()
+        record = {**s, "recommended_items": items, "similar_items": {"product_code": product,
+                                                                     "similar_items": similar}}
+        ok += 1 if json.dumps(record) else 0
+    http.close()
+    return ok
+
+
+def timed(fn: Callable[[], int], records: int) -> float:
+    started = time.perf_counter()
+    done = fn()
+    elapsed = time.perf_counter() - started
+    if done != records:
+        raise RuntimeError(f"expected {records} records transformed, got {done}")
+    return records / elapsed
+
+
+def summary(rates: list[float]) -> dict[str, Any]:
+    return {"median": round(statistics.median(rates), 1), "min": round(min(rates), 1), "max": round(max(rates), 1),
+            "runs": len(rates)}
+
+
+# ---- one scale ---------------------------------------------------------------------------------------------------
+def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, say: Callable[[str], None]
+                ) -> dict[str, Any]:
+    import transformation
+    from recsys import events
+    from recsys.model import ServingModel
+
+    from harness import services
+
+    with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
+        work = Path(tmp)
+        say(f"scale {scale}: starting PostgreSQL")
+        pg = services.start_postgres(work / "pg")
+        try:
+            env = {"VECTOR_DB_HOST": pg.host, "VECTOR_DB_PORT": str(pg.port), "VECTOR_DB_NAME": pg.dbname,
+                   "VECTOR_DB_USER": pg.user, "VECTOR_DB_PASSWORD": pg.password, "TOP_K": str(TOP_K)}
+            os.environ.update(env)
+            catalogue, products = catalogue_at(scale)
+            write_bundle(work / "serving", catalogue, products)
+            model = ServingModel.from_dir(work / "serving")
+            say(f"scale {scale}: loading {len(products):,} item embeddings (HNSW)")
+            load_vectors(env, model, catalogue, products, work)
+
+            import inference
+
+            transformation.container.model = model
+            transformation.container.forget_connection()
+            inference._container.model = model
+            inference._container.forget_connection()
+
+            mix = events.SessionMix(new_customer_rate=0.05)
+            sessions = list(events.generate_sessions(catalogue, ours_records, seed=scale, mix=mix))
+            batches = firehose_events(sessions)
+            lab_sessions = sessions[:lab_records]
+            say(f"scale {scale}: warm-up")
+            run_ours(batches[:1])
+            ours: list[float] = []
+            lab: list[float] = []
+            with function_url_server() as url:
+                run_lab_style(url, lab_sessions[:20], 0)
+                for i in range(runs):
+                    say(f"scale {scale}: run {i + 1}/{runs}")
+                    ours.append(timed(lambda: run_ours(batches), len(sessions)))
+                    lab.append(timed(lambda i=i: run_lab_style(url, lab_sessions, i), len(lab_sessions)))
+            transformation.container.forget_connection()
+            inference._container.forget_connection()
+        finally:
+            services.stop_postgres(pg)
+    ours_s, lab_s = summary(ours), summary(lab)
+    return {
+        "items": len(products), "batch_size": BATCH, "top_k": TOP_K,
+        "ours_records": len(sessions), "baseline_records": len(lab_sessions),
+        "ours_records_per_s": ours_s["median"], "baseline_records_per_s": lab_s["median"],
+        "ratio": round(ours_s["median"] / lab_s["median"], 1),
+        "ours": ours_s, "baseline": lab_s,
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    return {"cores": os.cpu_count(), "memory_mb": memory, "cpu": cpu, "python": platform.python_version()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="CI size: proves the benchmark runs, numbers mean little")
+    parser.add_argument("--scales", default=None, help="comma-separated seeder scales (default 1,100; quick: 1)")
+    parser.add_argument("--runs", type=int, default=None, help="measured runs per path (default 5; quick: 1)")
+    args = parser.parse_args(argv)
+    scales = [int(s) for s in (args.scales or ("1" if args.quick else "1,100")).split(",")]
+    runs = args.runs or (1 if args.quick else 5)
+    ours_records, lab_records = (BATCH * 2, 40) if args.quick else (BATCH * 20, 500)
+
+    def say(message: str) -> None:
+        print(f"[bench streaming] {message}", file=sys.stderr, flush=True)
+
+    results: dict[str, Any] = {}
+    for scale in scales:
+        results[f"scale{scale}"] = bench_scale(scale, ours_records=ours_records, lab_records=lab_records, runs=runs,
+                                               say=say)
+        r = results[f"scale{scale}"]
+        say(f"scale {scale}: ours {r['ours_records_per_s']:,.0f} records/s, lab-style "
+            f"{r['baseline_records_per_s']:,.0f} records/s, ratio {r['ratio']}x")
+    print(json.dumps({"streaming": results, "quick": args.quick, "machine": machine(),
+                      "date": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
