@@ -587,7 +587,8 @@ def _swap_in(cur: Any, load: TableLoad, *, lock_timeout_ms: int, attempts: int) 
         try:
             # A short lock timeout, retried: waiting long for the exclusive lock would queue every reader behind us.
             cur.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-            cur.execute(f"LOCK TABLE {spec.name} IN ACCESS EXCLUSIVE MODE") if _exists(cur, spec.name) else None
+            if _exists(cur, spec.name):
+                cur.execute(f"LOCK TABLE {spec.name} IN ACCESS EXCLUSIVE MODE")
             break
         except psycopg2.errors.LockNotAvailable:
             cur.execute("ROLLBACK TO SAVEPOINT swap")
@@ -624,13 +625,13 @@ def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[Embe
     params = params or HnswParams()
     say = progress or (lambda _message: None)
     was_autocommit = conn.autocommit
-    conn.autocommit = True
-    ensure_schema(conn)
     conn.autocommit = False
     results: list[TableLoad] = []
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))
+            # Under the lock: two first-ever loads racing on CREATE EXTENSION / CREATE TABLE would otherwise collide.
+            ensure_schema(conn)
             fresh: list[TableLoad] = []
             for source in sources:
                 recorded = _recorded(cur, source.table)

@@ -206,6 +206,26 @@ def test_event_overrides_choose_bucket_and_keys(s3: Any, lambda_env: dict[str, s
                            "force": True}, None)["status"] == "loaded"
 
 
+def test_two_loaders_racing_on_a_fresh_database_load_once(s3: Any, lambda_env: dict[str, str]) -> None:
+    publish(s3, (item_ids(300), random_vectors(300, 1)), (list(range(30)), random_vectors(30, 2)))
+    outcomes: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(loader.handler({}, None)["status"])
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(map(str, outcomes)) == ["loaded", "unchanged"], outcomes
+    assert len(table_rows(lambda_env, "item_emb")) == 300
+
+
 def test_a_reload_during_concurrent_queries_never_fails_and_never_shows_empty_or_mixed_results(
         s3: Any, lambda_env: dict[str, str]) -> None:
     n = 1500
