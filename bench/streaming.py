@@ -120,27 +120,41 @@ def write_bundle(directory: Path, catalogue: Any, products: list[dict[str, Any]]
     (directory / "preprocessing.json").write_text(json.dumps(spec))
 
 
-def load_vectors(env: dict[str, str], model: Any, catalogue: Any, products: list[dict[str, Any]], work: Path) -> None:
-    from recsys import vectordb
+def write_artifacts(directory: Path, scale: int) -> tuple[Any, list[dict[str, Any]], Any]:
+    """The trainer's published layout for the seeder's data at `scale` (seed 42): `serving/` (the bundle) and
+    `embeddings/{item,user}_embeddings.csv` computed by the bundle's own towers.
 
+    Returns (catalogue, products, model)."""
+    from recsys.model import ServingModel
+
+    catalogue, products = catalogue_at(scale)
+    write_bundle(directory / "serving", catalogue, products)
+    model = ServingModel.from_dir(directory / "serving")
     items = model.item_embeddings([{k: (float(v) if k in ("buyPrice", "MSRP") else v) for k, v in p.items()}
                                    for p in products])
     users = model.user_embeddings([{"city": c.city, "country": c.country, "creditlimit": c.credit_limit or 0.0}
                                    for c in catalogue.customers])
 
-    def csv(path: Path, ids: list[Any], vectors: np.ndarray) -> Path:
+    def csv(path: Path, ids: list[Any], vectors: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as fh:
             fh.write("id,embedding\n")
             for key, vec in zip(ids, vectors, strict=True):
                 fh.write(f'{key},"[{",".join(f"{v:.7g}" for v in vec)}]"\n')
-        return path
+
+    csv(directory / "embeddings" / "item_embeddings.csv", [p["productCode"] for p in products], items)
+    csv(directory / "embeddings" / "user_embeddings.csv", [c.number for c in catalogue.customers], users)
+    return catalogue, products, model
+
+
+def load_vectors(env: dict[str, str], artifacts: Path) -> None:
+    from recsys import vectordb
 
     conn = vectordb.connect_from_env(env)
     try:
         vectordb.load_embeddings(conn, [
-            vectordb.file_source("item_emb", str(csv(work / "items.csv", [p["productCode"] for p in products], items))),
-            vectordb.file_source("user_emb", str(csv(work / "users.csv", [c.number for c in catalogue.customers],
-                                                     users))),
+            vectordb.file_source("item_emb", str(artifacts / "embeddings" / "item_embeddings.csv")),
+            vectordb.file_source("user_emb", str(artifacts / "embeddings" / "user_embeddings.csv")),
         ], force=True)
     finally:
         conn.close()
@@ -253,7 +267,6 @@ def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, s
                 ) -> dict[str, Any]:
     import transformation
     from recsys import events
-    from recsys.model import ServingModel
 
     from harness import services
 
@@ -265,11 +278,9 @@ def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, s
             env = {"VECTOR_DB_HOST": pg.host, "VECTOR_DB_PORT": str(pg.port), "VECTOR_DB_NAME": pg.dbname,
                    "VECTOR_DB_USER": pg.user, "VECTOR_DB_PASSWORD": pg.password, "TOP_K": str(TOP_K)}
             os.environ.update(env)
-            catalogue, products = catalogue_at(scale)
-            write_bundle(work / "serving", catalogue, products)
-            model = ServingModel.from_dir(work / "serving")
+            catalogue, products, model = write_artifacts(work / "artifacts", scale)
             say(f"scale {scale}: loading {len(products):,} item embeddings (HNSW)")
-            load_vectors(env, model, catalogue, products, work)
+            load_vectors(env, work / "artifacts")
 
             import inference
 
