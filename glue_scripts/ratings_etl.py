@@ -73,6 +73,7 @@ SOURCE_TABLES: dict[str, tuple[str, ...]] = {
     "ratings": RATING_COLUMNS,
 }
 MIN_RATING, MAX_RATING = 1, 5
+PASSWORD_ENV = "RATINGS_ETL_JDBC_PASSWORD"  # local mode: the source password without putting it on the command line
 
 # Why a rating was not written. Each dropped rating is counted once, under the first reason that applies, in this order.
 DropReason = Literal["null_key", "null_rating", "rating_out_of_range", "missing_customer", "missing_product"]
@@ -89,6 +90,20 @@ Stage = Literal["read", "transform", "write", "publish", "catalog", "done"]
 
 class EtlInputError(ValueError):
     """The source data or the job's arguments cannot produce a correct training table; the message says what to fix."""
+
+
+class SourceUnavailableError(RuntimeError):
+    """A source table cannot be read (network, credentials, missing table); the message carries the driver's reason."""
+
+
+def root_cause(error: BaseException) -> str:
+    """The innermost message of a JVM exception raised through py4j (the JDBC driver's own words), else str(error)."""
+    java = getattr(error, "java_exception", None)
+    if java is None:
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    while java.getCause() is not None:
+        java = java.getCause()
+    return f"{java.getClass().getName()}: {java.getMessage()}"
 
 
 @dataclass(frozen=True)
@@ -468,8 +483,15 @@ def run_job(read_table: Callable[[str], DataFrame], settings: JobSettings, stage
     sources: dict[str, DataFrame] = {}
     try:
         _stage("read", f"reading {', '.join(SOURCE_TABLES)}")
-        # Cached: the counts and the join would otherwise read each table over JDBC more than once.
-        sources = {table: read_table(table).cache() for table in SOURCE_TABLES}
+        for table in SOURCE_TABLES:
+            try:
+                # Cached: the counts and the join would otherwise read each table over JDBC more than once.
+                sources[table] = read_table(table).cache()
+            except Exception as error:
+                raise SourceUnavailableError(
+                    f"cannot read source table {table!r}: {root_cause(error)}. Check the job's connection (JDBC URL, "
+                    "credentials in its secret) and that the database is reachable and has the classicmodels tables"
+                ) from error
         _stage("transform", "joining ratings with customer and product features")
         training, counts = build_training_set(sources["customers"], sources["products"], sources["ratings"])
         LOG.info("counts %s", json.dumps(counts.as_dict(), sort_keys=True))
@@ -569,7 +591,8 @@ def _local_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target_path", required=True, help="s3://<datalake>/ratings-ml-training/")
     parser.add_argument("--jdbc_url", required=True, help="jdbc:mysql://host:port/classicmodels")
     parser.add_argument("--jdbc_user", default=None)
-    parser.add_argument("--jdbc_password", default=None, help="prefer --jdbc_secret_id: arguments show up in ps")
+    parser.add_argument("--jdbc_password", default=os.environ.get(PASSWORD_ENV),
+                        help=f"prefer --jdbc_secret_id or ${PASSWORD_ENV}: arguments show up in ps")
     parser.add_argument("--jdbc_secret_id", default=None, help="Secrets Manager secret with RDS-style JSON")
     parser.add_argument("--jdbc_driver", default="org.mariadb.jdbc.Driver")
     parser.add_argument("--local_output", required=True, help="local directory where Spark stages the run")
@@ -630,7 +653,7 @@ def main(argv: Sequence[str]) -> int:
     local = _argument(argv, "jdbc_url") is not None
     try:
         run_locally(argv) if local else run_on_glue(argv)
-    except EtlInputError as error:
+    except (EtlInputError, SourceUnavailableError) as error:
         LOG.error("ratings ETL stopped: %s", error)
         if not local:
             raise  # Glue shows the message as the run's ErrorMessage

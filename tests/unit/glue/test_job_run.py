@@ -132,7 +132,7 @@ def test_a_failed_run_leaves_the_previous_output_and_catalog_exactly_as_they_wer
             return spark.createDataFrame([(103, "S10_1678", 9)], RATINGS)
         return good(table)
 
-    with pytest.raises((ConnectionError, etl.EtlInputError)):
+    with pytest.raises((etl.SourceUnavailableError, etl.EtlInputError)):
         run(etl, aws, tmp_path, broken, "jr_bad")
 
     assert published(aws) == before

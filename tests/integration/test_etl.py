@@ -1,0 +1,239 @@
+"""The Glue job through the local Glue API: a real MariaDB source, the AWS emulator (moto server), local Spark.
+
+The job is set up in the emulator as the program deploys it (script in the scripts bucket, a JDBC connection whose
+credentials are in Secrets Manager, default arguments), then `harness.etl.run_job` starts it by name. What lands under
+`ratings-ml-training/` is compared with the same join computed independently by MariaDB.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from harness import etl
+from harness.services import MariaDBService, MotoService
+
+SCRIPT = Path(__file__).resolve().parents[2] / "glue_scripts" / "ratings_etl.py"
+PREFIX = "ratings-ml-training/"
+TABLE = "ratings_ml_training"
+
+# The classicmodels columns the job reads, with the source's types (plus a few it does not read).
+SCHEMA = """
+CREATE TABLE customers (
+  customerNumber int NOT NULL PRIMARY KEY, customerName varchar(50) NOT NULL, city varchar(50) NOT NULL,
+  state varchar(50) NULL, postalCode varchar(15) NULL, country varchar(50) NOT NULL, creditLimit decimal(10,2) NULL);
+CREATE TABLE products (
+  productCode varchar(15) NOT NULL PRIMARY KEY, productName varchar(70) NOT NULL, productLine varchar(50) NOT NULL,
+  productScale varchar(10) NOT NULL, quantityInStock smallint NOT NULL, buyPrice decimal(10,2) NOT NULL,
+  MSRP decimal(10,2) NOT NULL);
+CREATE TABLE ratings (
+  customerNumber int NOT NULL, productCode varchar(15) NOT NULL, productRating int NOT NULL,
+  PRIMARY KEY (customerNumber, productCode));
+"""
+LINES = ["Classic Cars", "Motorcycles", "Planes", "Ships", "Trains", "Trucks and Buses", "Vintage Cars"]
+SCALES = ["1:10", "1:12", "1:18", "1:24", "1:32", "1:50", "1:700", "1:72"]
+CITIES = [("Nantes", None, "44000", "France"), ("Las Vegas", "NV", "83030", "USA"), ("Melbourne", "Victoria", "3004",
+          "Australia"), ("Warszawa", None, None, "Poland"), ("San Francisco", "CA", "94217", "USA")]
+
+JOINED = """
+SELECT r.customerNumber, c.city, c.state, c.postalCode, c.country, c.creditLimit, r.productCode, p.productLine,
+       p.productScale, p.quantityInStock, p.buyPrice, p.MSRP, r.productRating
+FROM ratings r JOIN customers c ON c.customerNumber = r.customerNumber JOIN products p ON p.productCode = r.productCode
+WHERE r.productRating BETWEEN 1 AND 5
+"""
+
+
+def seed_classicmodels(conn: Any, seed: int = 7) -> dict[str, int]:
+    """A small classicmodels-shaped source with NULL features, orphan ratings and ratings outside 1-5."""
+    rng = random.Random(seed)
+    customers = []
+    for i in range(40):
+        city, state, postal, country = CITIES[i % len(CITIES)]
+        credit = None if i % 9 == 0 else Decimal(rng.randrange(0, 20_000_000)) / 100
+        customers.append((103 + i * 3, f"Customer {i}", city, state, postal, country, credit))
+    products = [(f"S{10 + i % 7}_{1000 + i}", f"Model {i}", LINES[i % len(LINES)], SCALES[i % len(SCALES)],
+                 rng.randrange(0, 9999), Decimal(rng.randrange(1000, 10000)) / 100,
+                 Decimal(rng.randrange(10000, 25000)) / 100) for i in range(25)]
+    ratings = set()
+    for number, *_ in customers[:-4]:  # the last four customers rate nothing: no partition for them
+        for code, *_ in rng.sample(products, rng.randrange(1, 8)):
+            ratings.add((number, code, rng.randrange(1, 6)))
+    bad = {(99999, products[0][0], 4), (customers[0][0], "S99_9999", 3),  # orphans
+           (customers[1][0], products[5][0], 0), (customers[2][0], products[6][0], 6)}  # outside 1-5
+    with conn.cursor() as cur:
+        for statement in filter(str.strip, SCHEMA.split(";")):
+            cur.execute(statement)
+        cur.executemany("INSERT INTO customers VALUES (%s,%s,%s,%s,%s,%s,%s)", customers)
+        cur.executemany("INSERT INTO products VALUES (%s,%s,%s,%s,%s,%s,%s)", products)
+        cur.executemany("INSERT IGNORE INTO ratings VALUES (%s,%s,%s)", sorted(ratings | bad))
+    conn.commit()
+    return {"orphans": 2, "out_of_range": 2}
+
+
+@dataclass(frozen=True)
+class DeployedJob:
+    endpoint: etl.AwsEndpoint
+    job_name: str
+    datalake: str
+    database: str
+    secret_name: str
+    source_db: str
+
+
+def aws(moto: MotoService, service: str) -> Any:
+    return boto3.client(service, endpoint_url=moto.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture()
+def deployed_job(mariadb_service: MariaDBService, moto_service: MotoService) -> Iterator[DeployedJob]:
+    """A seeded source database and the Glue job, connection, secret and buckets as the program creates them."""
+    suffix = uuid.uuid4().hex[:8]
+    source_db = f"classicmodels_{suffix}"
+    admin = mariadb_service.connect()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {source_db}")
+    conn = mariadb_service.connect(source_db)
+    seed_classicmodels(conn)
+    conn.close()
+
+    s3, glue, secrets = aws(moto_service, "s3"), aws(moto_service, "glue"), aws(moto_service, "secretsmanager")
+    scripts, datalake = f"scripts-{suffix}", f"datalake-{suffix}"
+    for bucket in (scripts, datalake):
+        s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(SCRIPT), scripts, "glue/ratings_etl-0123456789abcdef.py")
+    secret_name = f"source-db-{suffix}"
+    secrets.create_secret(Name=secret_name, SecretString=json.dumps({
+        "engine": "mysql", "host": mariadb_service.host, "port": mariadb_service.port, "dbname": source_db,
+        "username": mariadb_service.user, "password": mariadb_service.password}))
+    database = f"catalog_{suffix}"
+    glue.create_database(DatabaseInput={"Name": database})
+    connection = f"source-connection-{suffix}"
+    glue.create_connection(ConnectionInput={"Name": connection, "ConnectionType": "JDBC", "ConnectionProperties": {
+        "JDBC_CONNECTION_URL": f"jdbc:mysql://{mariadb_service.host}:{mariadb_service.port}/{source_db}",
+        "SECRET_ID": secret_name, "JDBC_ENFORCE_SSL": "false"}})
+    job_name = f"etl-job-{suffix}"
+    glue.create_job(
+        Name=job_name, Role="arn:aws:iam::123456789012:role/glue-job", GlueVersion="5.0", Timeout=30,
+        Command={"Name": "glueetl", "PythonVersion": "3",
+                 "ScriptLocation": f"s3://{scripts}/glue/ratings_etl-0123456789abcdef.py"},
+        Connections={"Connections": [connection]},
+        DefaultArguments={"--job-language": "python", "--enable-metrics": "true", "--connection_name": connection,
+                          "--catalog_database": database, "--catalog_table": TABLE,
+                          "--target_path": f"s3://{datalake}/{PREFIX}"},
+    )
+    yield DeployedJob(etl.AwsEndpoint(moto_service.endpoint_url), job_name, datalake, database, secret_name, source_db)
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE {source_db}")
+    admin.close()
+
+
+def published(job: DeployedJob) -> dict[str, str]:
+    s3 = job.endpoint.client("s3")
+    keys: dict[str, str] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=job.datalake, Prefix=PREFIX):
+        keys |= {o["Key"]: o["ETag"] for o in page.get("Contents", [])}
+    return keys
+
+
+def download(job: DeployedJob, into: Path) -> pa.Table:
+    s3 = job.endpoint.client("s3")
+    for key in published(job):
+        (into / key).parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(job.datalake, key, str(into / key))
+    return pq.read_table(into / PREFIX, partitioning=ds.partitioning(
+        pa.schema([("customerNumber", pa.int32())]), flavor="hive"))
+
+
+def as_rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    columns = ["customerNumber", "city", "state", "postalCode", "country", "creditLimit", "productCode",
+               "productLine", "productScale", "quantityInStock", "buyPrice", "MSRP", "productRating"]
+    return sorted(tuple(row[c] for c in columns) for row in table.to_pylist())
+
+
+def test_the_output_equals_the_sql_join_with_one_partition_per_rated_customer_and_a_rerun_changes_nothing(
+    deployed_job: DeployedJob, mariadb_service: MariaDBService, tmp_path: Path
+) -> None:
+    stages: list[str] = []
+
+    record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, tmp_path / "state",
+                         on_stage=lambda stage, _detail: stages.append(stage))
+
+    assert record.JobRunState == "SUCCEEDED", record.ErrorMessage
+    conn = mariadb_service.connect(deployed_job.source_db)
+    with conn.cursor() as cur:
+        cur.execute(JOINED)
+        expected = sorted(tuple(row) for row in cur.fetchall())
+        cur.execute("SELECT COUNT(*) FROM ratings")
+        (ratings_in_source,) = cur.fetchone()
+    conn.close()
+    first = download(deployed_job, tmp_path / "first")
+    assert as_rows(first) == expected
+    data_schema = pq.read_schema(next((tmp_path / "first" / PREFIX).rglob("*.parquet")))
+    assert [(f.name, str(f.type)) for f in data_schema] == [
+        ("city", "string"), ("state", "string"), ("postalCode", "string"), ("country", "string"),
+        ("creditLimit", "decimal128(10, 2)"), ("productCode", "string"), ("productLine", "string"),
+        ("productScale", "string"), ("quantityInStock", "int32"), ("buyPrice", "decimal128(10, 2)"),
+        ("MSRP", "decimal128(10, 2)"), ("productRating", "int32"),
+    ]
+    rated = sorted({row[0] for row in expected})
+    assert sorted({k.split("/")[1] for k in published(deployed_job)}) == [f"customerNumber={n}" for n in rated]
+    assert all(k.endswith(".snappy.parquet") for k in published(deployed_job))
+
+    counts = record.Summary["counts"] if record.Summary else {}
+    assert counts["ratings_read"] == ratings_in_source
+    assert counts["rows_written"] == len(expected)
+    assert counts["dropped"]["missing_customer"] + counts["dropped"]["missing_product"] == 2
+    assert counts["dropped"]["rating_out_of_range"] == 2
+    assert stages == ["read", "transform", "write", "publish", "catalog", "done"]
+
+    glue = deployed_job.endpoint.client("glue")
+    table = glue.get_table(DatabaseName=deployed_job.database, Name=TABLE)["Table"]
+    assert table["PartitionKeys"] == [{"Name": "customerNumber", "Type": "int"}]
+    assert table["StorageDescriptor"]["Location"] == f"s3://{deployed_job.datalake}/{PREFIX}"
+    partitions = glue.get_partitions(DatabaseName=deployed_job.database, TableName=TABLE)["Partitions"]
+    assert sorted(int(p["Values"][0]) for p in partitions) == rated
+
+    second_record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, tmp_path / "state")
+
+    assert second_record.JobRunState == "SUCCEEDED", second_record.ErrorMessage
+    assert as_rows(download(deployed_job, tmp_path / "second")) == expected
+    assert sorted({k.split("/")[1] for k in published(deployed_job)}) == [f"customerNumber={n}" for n in rated]
+    assert len(glue.get_partitions(DatabaseName=deployed_job.database, TableName=TABLE)["Partitions"]) == len(rated)
+    recorded = etl.load_record(tmp_path / "state", record.Id)
+    assert (recorded.JobRunState, recorded.Arguments["--target_path"]) == (
+        "SUCCEEDED", f"s3://{deployed_job.datalake}/{PREFIX}")
+
+
+def test_a_run_that_cannot_log_in_is_recorded_failed_with_the_error_and_keeps_the_previous_output(
+    deployed_job: DeployedJob, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    assert etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir).JobRunState == "SUCCEEDED"
+    before = published(deployed_job)
+    secrets = deployed_job.endpoint.client("secretsmanager")
+    secret = json.loads(secrets.get_secret_value(SecretId=deployed_job.secret_name)["SecretString"])
+    secrets.put_secret_value(SecretId=deployed_job.secret_name,
+                             SecretString=json.dumps({**secret, "password": "rotated-elsewhere"}))
+
+    record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir)
+
+    assert record.JobRunState == "FAILED"
+    assert record.ErrorMessage is not None
+    assert record.ErrorMessage.startswith("cannot read source table 'customers': ")
+    assert "Access denied for user" in record.ErrorMessage
+    assert "rotated-elsewhere" not in record.ErrorMessage
+    assert etl.load_record(state_dir).Id == record.Id
+    assert published(deployed_job) == before
