@@ -235,3 +235,44 @@ def test_the_seeder_lambda_seeds_from_its_environment_and_secret(
     with pytest.raises(ValueError, match="only 'action', 'scale' and 'seed' are accepted"):
         seeder.handler({"scael": 2}, None)
     query(mariadb_service, "DROP DATABASE seeder_check")
+
+
+def test_harness_seed_writes_the_stacks_source_database(local_stack: Any) -> None:
+    local_stack.run("seed", "--scale", "1", "--seed", "9")
+    conn = pymysql_connect_source(local_stack)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM customers")
+            assert cur.fetchone() == (122,)
+            cur.execute("SELECT COUNT(*) FROM ratings")
+            assert cur.fetchone() == (cm.generate(1, 9).counts()["ratings"],)
+    finally:
+        conn.close()
+
+
+def test_harness_seed_refuses_a_bad_scale_with_a_message_and_changes_nothing(local_stack: Any) -> None:
+    conn = pymysql_connect_source(local_stack)
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*), SUM(productRating) FROM ratings")
+        before = cur.fetchone()
+    conn.close()
+
+    result = local_stack.run("seed", "--scale", "0", check=False)
+
+    assert result.returncode == 1
+    assert "scale must be a whole number from 1 to 1000 (got 0)" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    conn = pymysql_connect_source(local_stack)
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*), SUM(productRating) FROM ratings")
+        assert cur.fetchone() == before
+    conn.close()
+
+
+def pymysql_connect_source(local_stack: Any) -> Any:
+    import pymysql
+
+    return pymysql.connect(host=local_stack.output("source_db_host"), port=int(local_stack.output("source_db_port")),
+                           user=local_stack.output("source_db_username"),
+                           password=local_stack.output("source_db_password"),
+                           database=local_stack.output("source_db_name"), connect_timeout=5)

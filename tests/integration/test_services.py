@@ -4,6 +4,7 @@ they fail to start (the error carries the service's own log)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pymysql
@@ -112,3 +113,95 @@ def test_a_service_that_cannot_start_reports_its_log_tail(tmp_path: Path) -> Non
     assert message.startswith("postgres: pg_ctl start failed")
     assert "last lines of" in message
     assert "shared_buffers" in message  # PostgreSQL's own complaint, from its log
+
+
+# ---- the lifecycle commands, on the whole local stack (`python -m harness up` once per session) ----------------------
+
+LAB_OUTPUTS = ("data_lake_bucket_id", "scripts_bucket_id", "vector_db_host", "vector_db_port",
+               "vector_db_master_username", "vector_db_master_password", "recommendations_bucket_id")
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    import shlex
+
+    exported: dict[str, str] = {}
+    for line in text.splitlines():
+        words = shlex.split(line)
+        assert words[0] == "export", line
+        name, _, value = words[1].partition("=")
+        exported[name] = value
+    return exported
+
+
+def test_up_records_healthy_services_and_the_labs_outputs(local_stack: Any) -> None:
+    assert services.health(local_stack.services) == {"moto": True, "postgres": True, "mariadb": True}
+    outputs = local_stack.state()["outputs"]
+    for name in LAB_OUTPUTS:
+        assert name in outputs, name
+    assert outputs["vector_db_master_password"]["secret"] is True
+    assert local_stack.state_dir.joinpath("state.json").stat().st_mode & 0o077 == 0  # passwords inside
+
+
+def test_a_second_up_attaches_to_the_running_services(local_stack: Any) -> None:
+    before = local_stack.state()["services"]
+    result = local_stack.run("up")
+    assert "attached to" in result.stdout + result.stderr
+    assert local_stack.state()["services"] == before
+
+
+def test_env_exports_what_boto3_psql_and_mysql_need(local_stack: Any) -> None:
+    import psycopg2
+
+    exported = parse_exports(local_stack.run("env").stdout)
+    s3 = boto3.client("s3", endpoint_url=exported["AWS_ENDPOINT_URL"], region_name=exported["AWS_DEFAULT_REGION"],
+                      aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"])
+    assert local_stack.output("data_lake_bucket_id") in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    conn = psycopg2.connect(host=exported["PGHOST"], port=exported["PGPORT"], user=exported["PGUSER"],
+                            password=exported["PGPASSWORD"], dbname=exported["PGDATABASE"], connect_timeout=5)
+    conn.close()
+    conn = pymysql.connect(host=exported["MYSQL_HOST"], port=int(exported["MYSQL_TCP_PORT"]),
+                           user=exported["MYSQL_USER"], password=exported["MYSQL_PWD"], connect_timeout=5)
+    conn.close()
+    option_file = Path(exported["MYSQL_HOME"]) / "my.cnf"
+    assert f"port={exported['MYSQL_TCP_PORT']}" in option_file.read_text()
+    assert option_file.stat().st_mode & 0o077 == 0
+
+
+def test_output_hides_secrets_unless_asked(local_stack: Any) -> None:
+    import json
+
+    hidden = json.loads(local_stack.run("output", "--json").stdout)
+    shown = json.loads(local_stack.run("output", "--json", "--show-secrets").stdout)
+    assert hidden["vector_db_master_password"] == "[secret]"
+    assert shown["vector_db_master_password"] == local_stack.output("vector_db_master_password")
+    assert local_stack.output("vector_db_master_password") not in local_stack.run("output").stdout
+    assert local_stack.run("output", "vector_db_port").stdout.strip() == str(local_stack.output("vector_db_port"))
+
+
+def test_status_reports_every_service_healthy(local_stack: Any) -> None:
+    import json
+
+    status = json.loads(local_stack.run("status", "--json").stdout)
+    assert {name: s["healthy"] for name, s in status["services"].items()} == {
+        "moto": True, "postgres": True, "mariadb": True}
+
+
+def test_down_stops_the_services_and_removes_their_data(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from harness import state as st
+
+    running = services.start_all(st.data_dir(tmp_path), st.logs_dir(tmp_path))
+    st.update_state(tmp_path, lambda s: s.update(stack="local", services=running.to_dict()))
+    env = {**os.environ, st.ENV_VAR: str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "harness", "down"], cwd=Path(__file__).resolve().parents[2],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in services.SERVICE_NAMES:
+        assert not services.pid_alive(getattr(running, name).pid), name
+    assert not st.data_dir(tmp_path).exists()
+    assert not st.state_path(tmp_path).exists()
+    assert st.logs_dir(tmp_path).joinpath("postgres.log").exists()  # logs are kept for a post-mortem
