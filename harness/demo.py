@@ -283,7 +283,8 @@ def print_report(report: DemoReport, report_path: Path, console: Console) -> Non
     if sample:
         title = (f"recommendations for customer {sample['customer_number']} ({sample['city']}, {sample['country']}), "
                  f"who browsed {', '.join(map(str, sample['browsed'])) or 'nothing'}")
-        recs = Table(title=escape(title), title_justify="left")
+        console.print(escape(title))
+        recs = Table()
         recs.add_column("#", justify="right")
         recs.add_column("product")
         recs.add_column("score", justify="right")
