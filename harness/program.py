@@ -192,8 +192,10 @@ class ProgramRun:
                 return resource
         raise KeyError(urn)
 
-    def named(self, name: str) -> RecordedResource:
-        matches = [resource for resource in self.resources if resource.name == name]
+    def named(self, name: str, type_token: str | None = None) -> RecordedResource:
+        """The one resource with this logical name (components share names with their main child: pass the type)."""
+        matches = [resource for resource in self.resources
+                   if resource.name == name and type_token in (None, resource.type)]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]
