@@ -29,7 +29,7 @@ import psycopg2.extensions
 
 EMBEDDING_DIM = 32
 MAX_K = 1000
-# Recall/latency trade-off measured by bench/vectors.py (see docs/vectors.md): 100 keeps recall@10 >= 0.95 at 1M items.
+# Recall/latency trade-off measured by bench/vectors.py (docs/vectors.md): recall@10 0.97 at 100k random vectors.
 DEFAULT_EF_SEARCH = 100
 
 Metric = Literal["inner_product", "cosine"]
@@ -320,17 +320,17 @@ def _parse_vector_slow(text: str, dim: int, source: str, row: int) -> np.ndarray
     return values
 
 
-def _check_finite(vectors: np.ndarray, first_row: int, source: str) -> np.ndarray:
+def _check_finite(vectors: np.ndarray, rows: Sequence[int], source: str) -> np.ndarray:
     as32 = vectors.astype(np.float32)
     bad = np.flatnonzero(~np.isfinite(as32).all(axis=1))
     if len(bad):
-        row = first_row + int(bad[0])
-        raise _row_error(source, row, "embedding contains NaN or infinity (or a number too large for float4)")
+        raise _row_error(source, rows[int(bad[0])],
+                         "embedding contains NaN or infinity (or a number too large for float4)")
     return as32
 
 
-def _parse_block(texts: list[str], first_row: int, dim: int, source: str) -> np.ndarray:
-    """Fast path: numpy parses the whole block at once; any irregularity re-parses row by row to name the row."""
+def _parse_vectors(texts: list[str], rows: Sequence[int], dim: int, source: str) -> np.ndarray:
+    """numpy parses the whole block at once; any irregularity re-parses row by row to name the row."""
     import warnings
 
     if all(t.count(",") == dim - 1 for t in texts):
@@ -341,39 +341,41 @@ def _parse_block(texts: list[str], first_row: int, dim: int, source: str) -> np.
             except (ValueError, DeprecationWarning):
                 flat = None
         if flat is not None and flat.size == len(texts) * dim:
-            return _check_finite(flat.reshape(len(texts), dim), first_row, source)
-    rows = [_parse_vector_slow(t, dim, source, first_row + i) for i, t in enumerate(texts)]
-    return _check_finite(np.vstack(rows), first_row, source)
+            return _check_finite(flat.reshape(len(texts), dim), rows, source)
+    parsed = [_parse_vector_slow(t, dim, source, row) for t, row in zip(texts, rows, strict=True)]
+    return _check_finite(np.vstack(parsed), rows, source)
 
 
-def parse_embeddings(lines: Iterable[bytes | str], *, id_type: Literal["varchar", "int"], source: str,
-                     dim: int = EMBEDDING_DIM, chunk_rows: int = 20_000) -> Iterator[Chunk]:
-    """Validate an `id,embedding` CSV while streaming it: header, ids, dimension, finite numbers, duplicate ids.
+def _ids_fast(raw_ids: list[str], id_type: Literal["varchar", "int"]) -> list[Any] | None:
+    """The ids of a block when every one is plainly valid (the common case), else None: the slow path explains."""
+    if id_type == "int":
+        if not all(i.isascii() and (i.isdigit() or (i[:1] == "-" and i[1:].isdigit())) for i in raw_ids):
+            return None
+        ids: list[Any] = [int(i) for i in raw_ids]
+        return ids if all(-INT4_MAX - 1 <= i <= INT4_MAX for i in ids) else None
+    ok = all(i and i[0] != '"' and i.isprintable() and i == i.strip() for i in raw_ids)
+    return list(raw_ids) if ok else None
 
-    Raises `EmbeddingsFileError` at the first problem; chunks already yielded must then be discarded by the caller
-    (the loader does that by rolling back its transaction).
-    """
-    seen: dict[Any, int] = {}
-    ids: list[Any] = []
-    texts: list[str] = []
-    block_first_row = 1
-    row = 0
-    header_seen = False
-    for raw_line in lines:
-        line = raw_line.decode("utf-8") if isinstance(raw_line, bytes) else raw_line
-        line = line.rstrip("\r\n")
-        if not header_seen:
-            header = line.lstrip("\ufeff").strip().replace(" ", "").lower()
-            if header != EXPECTED_HEADER:
-                raise EmbeddingsFileError(
-                    f"{source}, line 1: header must be {EXPECTED_HEADER!r}, got {line[:60]!r}. Nothing was loaded; "
-                    "write the header line first (the trainer does)."
-                )
-            header_seen = True
-            continue
+
+def _parse_lines(lines: list[str], first_row: int, seen: dict[Any, int], *, id_type: Literal["varchar", "int"],
+                 source: str, dim: int) -> Chunk | None:
+    """One block of data lines (row numbers from `first_row`; row n is file line n + 1)."""
+    rows = range(first_row, first_row + len(lines))
+    if all(lines):
+        parts = [line.partition(",") for line in lines]
+        rests = [p[2] for p in parts]
+        ids = _ids_fast([p[0] for p in parts], id_type) if all(p[1] for p in parts) else None
+        if ids is not None and all(r[:2] == '"[' and r[-2:] == ']"' for r in rests):
+            fresh = set(ids)
+            if len(fresh) == len(ids) and seen.keys().isdisjoint(fresh):
+                vectors = _parse_vectors([r[2:-2] for r in rests], rows, dim, source)
+                seen.update(zip(ids, rows, strict=True))
+                return Chunk(ids, vectors)
+    # Slow path, row by row: blank lines, quoted ids, spaces, or a problem whose row the message must name.
+    ids, texts, kept_rows = [], [], []
+    for row, line in zip(rows, lines, strict=True):
         if not line.strip():
             continue
-        row += 1
         raw_id, sep, rest = line.partition(",")
         if not sep:
             raise _row_error(source, row, "expected 'id,\"[x1,...]\"', found no comma")
@@ -383,15 +385,45 @@ def parse_embeddings(lines: Iterable[bytes | str], *, id_type: Literal["varchar"
         seen[item_id] = row
         ids.append(item_id)
         texts.append(_vector_text(rest, source, row))
-        if len(ids) >= chunk_rows:
-            yield Chunk(ids, _parse_block(texts, block_first_row, dim, source))
-            block_first_row = row + 1
-            ids, texts = [], []
-    if not header_seen:
+        kept_rows.append(row)
+    if not ids:
+        return None
+    return Chunk(ids, _parse_vectors(texts, kept_rows, dim, source))
+
+
+def parse_embeddings(lines: Iterable[bytes | str], *, id_type: Literal["varchar", "int"], source: str,
+                     dim: int = EMBEDDING_DIM, chunk_rows: int = 20_000) -> Iterator[Chunk]:
+    """Validate an `id,embedding` CSV while streaming it: header, ids, dimension, finite numbers, duplicate ids.
+
+    Raises `EmbeddingsFileError` at the first problem; chunks already yielded must then be discarded by the caller
+    (the loader does that by rolling back its transaction). Blank lines are skipped; row n is line n + 1 of the file.
+    """
+    iterator = iter(lines)
+    first = next(iterator, None)
+    if first is None:
         raise EmbeddingsFileError(f"{source} is empty: expected the header {EXPECTED_HEADER!r} and one row per id")
-    if ids:
-        yield Chunk(ids, _parse_block(texts, block_first_row, dim, source))
-    if row == 0:
+    header_line = (first.decode("utf-8") if isinstance(first, bytes) else first).rstrip("\r\n")
+    if header_line.lstrip("\ufeff").strip().replace(" ", "").lower() != EXPECTED_HEADER:
+        raise EmbeddingsFileError(
+            f"{source}, line 1: header must be {EXPECTED_HEADER!r}, got {header_line[:60]!r}. Nothing was loaded; "
+            "write the header line first (the trainer does)."
+        )
+    seen: dict[Any, int] = {}
+    block: list[str] = []
+    next_row = 1
+    for raw_line in iterator:
+        block.append((raw_line.decode("utf-8") if isinstance(raw_line, bytes) else raw_line).rstrip("\r\n"))
+        if len(block) >= chunk_rows:
+            chunk = _parse_lines(block, next_row, seen, id_type=id_type, source=source, dim=dim)
+            next_row += len(block)
+            block = []
+            if chunk is not None:
+                yield chunk
+    if block:
+        chunk = _parse_lines(block, next_row, seen, id_type=id_type, source=source, dim=dim)
+        if chunk is not None:
+            yield chunk
+    if not seen:
         raise EmbeddingsFileError(f"{source} has a header but no rows; refusing to replace the table with nothing")
 
 

@@ -557,3 +557,11 @@ def test_the_reader_names_the_row_across_chunk_boundaries() -> None:
     lines = ["id,embedding"] + [f"I{i},{good}" for i in range(1, 8)] + ["I8," + good.replace("0.25", "inf", 1)]
     with pytest.raises(EmbeddingsFileError, match=r"f.csv, row 8 \(line 9\): embedding contains NaN or infinity"):
         list(vectordb.parse_embeddings(lines, id_type="varchar", source="f.csv", chunk_rows=3))
+
+
+def test_row_numbers_count_blank_lines_so_the_line_number_points_at_the_bad_line() -> None:
+    good = '"[' + ",".join(["0.25"] * DIM) + ']"'
+    short = '"[' + ",".join(["0.25"] * (DIM - 1)) + ']"'
+    lines = ["id,embedding", f"A,{good}", "", f"B,{short}"]
+    with pytest.raises(EmbeddingsFileError, match=r"row 3 \(line 4\): embedding has 31 numbers"):
+        list(vectordb.parse_embeddings(lines, id_type="varchar", source="f.csv"))
