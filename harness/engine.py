@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -256,14 +256,18 @@ def _answer(context: Context, token: str, args: dict[str, Any]) -> dict[str, Any
 
 # ---- deploy ----------------------------------------------------------------------------------------------------------
 
-def deploy(stack: str, state_dir: Path, services: RunningServices, *, console: Console | None = None
-           ) -> dict[str, dict[str, Any]]:
-    """Run the program into the local services; returns the stack outputs as {name: {"value", "secret"}}."""
+def deploy(stack: str, state_dir: Path, services: RunningServices, *, console: Console | None = None,
+           build: Callable[[Any], Mapping[str, pulumi.Output[Any]]] | None = None,
+           config_overrides: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the program into the local services; returns the stack outputs as {name: {"value", "secret"}}.
+
+    `build` replaces the program's `build(config)` and `config_overrides` are applied over `Pulumi.<stack>.yaml` (tests
+    deploy small programs, or keep the program away from the user's `.local/`)."""
     console = console or Console(stderr=True, soft_wrap=True)
     state_dir = state_dir.resolve()
     load_all()
     state = st.load_state(state_dir)
-    config = local_config(read_stack_config(stack), state.get("source"))
+    config = local_config(read_stack_config(stack), state.get("source")) | dict(config_overrides or {})
     region = config.get("aws:region") or "us-east-1"
     daemon_info = daemon.start_daemon(state_dir, services, region=region)
     context = Context(services=services, state_dir=state_dir, region=region, stack=stack,
@@ -272,8 +276,9 @@ def deploy(stack: str, state_dir: Path, services: RunningServices, *, console: C
     mocks = EngineMocks(context, prior, console)
     started = time.monotonic()
     console.print(f"deploying stack [bold]{stack}[/bold] into the local services (Lambda endpoint {daemon_info.url})")
+    _forget_tasks_of_earlier_runs()
     try:
-        run = run_program(stack, config, mocks)
+        run = run_program(stack, config, mocks, build=build)
     except Exception as exc:
         mocks.wait_idle()
         _record(state_dir, prior, mocks.applied)
@@ -295,6 +300,15 @@ def deploy(stack: str, state_dir: Path, services: RunningServices, *, console: C
                   + (f"; {len(gone)} no longer in the program (left in place): {', '.join(gone)}" if gone else ""),
                   highlight=False)
     return stack_outputs(run.outputs)
+
+
+def _forget_tasks_of_earlier_runs() -> None:
+    """A failed run leaves its output tasks in Pulumi's process-wide settings, bound to that run's closed event loop;
+    the next run in the same process (a test session, `demo` re-deploying) would wait on them and fail."""
+    from pulumi.runtime.settings import SETTINGS
+
+    with SETTINGS.lock:
+        SETTINGS.outputs.clear()
 
 
 def _record(state_dir: Path, prior: Mapping[str, Any], applied: Mapping[str, Applied]) -> None:

@@ -68,13 +68,34 @@ def encryption(context: Context, request: Request) -> Result:
     return Result(name)
 
 
+def moto_compatible_policy(policy: str | dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The bucket policy as stored in moto, and the statements left out (pure).
+
+    moto evaluates a bucket policy on object requests but supplies no condition context (aws:SecureTransport,
+    aws:SourceVpce, ...), and a condition without a value counts as met: a conditional Deny such as the TLS-only
+    statement would deny every local request (the local endpoint is plain HTTP on 127.0.0.1 anyway). So conditional
+    Deny statements are left out of moto; the program's full policy stays in the resource's inputs and state.json.
+    """
+    document = json.loads(policy) if isinstance(policy, str) else dict(policy)
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = [s for s in statements if not (s.get("Effect") == "Deny" and s.get("Condition"))]
+    dropped = [s for s in statements if s not in kept]
+    return json.dumps({**document, "Statement": kept}), dropped
+
+
 @materializes("aws:s3/bucketPolicy:BucketPolicy")
 def bucket_policy(context: Context, request: Request) -> Result:
     name = request.get("bucket")
-    policy = request.get("policy")
-    document = policy if isinstance(policy, str) else json.dumps(policy)
-    context.client("s3").put_bucket_policy(Bucket=name, Policy=document)
-    return Result(name)
+    document, dropped = moto_compatible_policy(request.get("policy"))
+    s3 = context.client("s3")
+    if json.loads(document)["Statement"]:
+        s3.put_bucket_policy(Bucket=name, Policy=document)
+    else:
+        # S3 refuses a policy without statements: what moto gets is "no policy"; the program's policy is in state.
+        s3.delete_bucket_policy(Bucket=name)
+    return Result(name, {"localPolicyOmittedStatements": [s.get("Sid", "") for s in dropped]})
 
 
 @materializes("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
