@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +45,10 @@ class CategoricalFeature:
     name: str
     keys: tuple[str, ...]
     categories: tuple[str, ...]
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.categories)})
 
     def encode(self, record: Mapping[str, Any]) -> np.ndarray:
         out = np.zeros(len(self.categories), dtype=np.float32)
@@ -55,11 +59,6 @@ class CategoricalFeature:
         if index is not None:
             out[index] = 1.0
         return out
-
-    @property
-    def _index(self) -> dict[str, int]:
-        # Small (tens of categories): rebuilding per call is cheaper than the bookkeeping of a frozen cache.
-        return {c: i for i, c in enumerate(self.categories)}
 
 
 @dataclass(frozen=True)
