@@ -444,6 +444,7 @@ def start_mariadb(base_dir: Path, *, log_dir: Path | None = None, password: str 
 
     if not (data_dir / "mysql").exists():
         data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.chmod(0o700)  # the server runs as whoever started it; nobody else reads its tables
         result = subprocess.run(
             [install_db, "--no-defaults", f"--datadir={data_dir}", *as_root, "--auth-root-authentication-method=socket",
              "--skip-test-db"],
@@ -501,7 +502,8 @@ def start_mariadb(base_dir: Path, *, log_dir: Path | None = None, password: str 
         if result.returncode != 0:
             stop_mariadb(service)
             with open(log_path, "a") as log:
-                log.write(f"creating the admin user failed: {result.stderr}\n")
+                # the client may echo the failing statement, which holds the password
+                log.write(f"creating the admin user failed: {result.stderr.replace(password, '********')}\n")
             raise ServiceError("mariadb", "could not create the admin user", log_path)
         _wait_until(lambda s=service: mariadb_healthy(s), alive=lambda p=proc: p.poll() is None,
                     timeout=START_TIMEOUT_S, service="mariadb", log_path=log_path, what="accepting the admin user")

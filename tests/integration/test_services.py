@@ -205,3 +205,22 @@ def test_down_stops_the_services_and_removes_their_data(tmp_path: Path) -> None:
     assert not st.data_dir(tmp_path).exists()
     assert not st.state_path(tmp_path).exists()
     assert st.logs_dir(tmp_path).joinpath("postgres.log").exists()  # logs are kept for a post-mortem
+
+
+def test_up_with_an_unreachable_source_url_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from harness import state as st
+
+    port = services.free_port()
+    env = {**os.environ, st.ENV_VAR: str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "harness", "up", "--source-url",
+                             f"mysql://admin:pw@127.0.0.1:{port}/classicmodels"],
+                            cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert f"cannot connect to --source-url admin@127.0.0.1:{port}/classicmodels" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "services" not in st.load_state(tmp_path)
