@@ -6,6 +6,7 @@ resources the program declares, so the layer cache is pre-filled with a small zi
 
 from __future__ import annotations
 
+import functools
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -57,11 +58,29 @@ def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# A run takes a second or more: tests that ask for the same stack and settings share one (results are read-only).
+# Tests that change files the program reads between runs pass fresh=True.
+@functools.lru_cache(maxsize=128)
+def _cached(stack: str, settings: tuple[tuple[str, str], ...], region: str | None) -> ProgramRun:
+    return run_program(stack, config_of(dict(settings), region), RecordingMocks(region=region or "us-east-1"))
+
+
+def program_run(stack: str = "dev", settings: Mapping[str, str] | None = None, region: str | None = None,
+                fresh: bool = False) -> ProgramRun:
+    if fresh:
+        return run_program(stack, config_of(settings or {}, region), RecordingMocks(region=region or "us-east-1"))
+    return _cached(stack, tuple(sorted((settings or {}).items())), region)
+
+
+# Every optional feature at once, with non-default values (shared by several test files, so run once).
+OPTIONAL_FEATURES = {
+    "vectorDbAllowedCidrs": "203.0.113.0/24", "producerSchedule": "rate(1 minute)", "producerEventsPerInvocation": "12",
+    "glueSchedule": "cron(0 3 * * ? *)", "lambdaArchitecture": "arm64", "inferenceAuth": "NONE",
+    "processorBufferSizeMb": "0.2", "processorRetries": "0", "firehoseBufferIntervalSeconds": "0",
+    "ephemeral": "false", "logRetentionDays": "30",
+}
+
+
 @pytest.fixture()
 def run() -> ProgramRunner:
-    def runner(stack: str = "dev", settings: Mapping[str, str] | None = None, region: str | None = None
-               ) -> ProgramRun:
-        raw = config_of(settings or {}, region)
-        return run_program(stack, raw, RecordingMocks(region=region or "us-east-1"))
-
-    return runner
+    return program_run

@@ -5,7 +5,6 @@ Each assertion names the URN of the resource that breaks the rule.
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -14,8 +13,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from components import policies
-from harness.program import ProgramRun, RecordedResource, RecordingMocks, is_secret_value, reveal, run_program
-from tests.unit.program.conftest import config_of
+from harness.program import ProgramRun, RecordedResource, is_secret_value, reveal
+from tests.unit.program.conftest import OPTIONAL_FEATURES, config_of, program_run
 
 LAB_VARIANT = {
     "vpcId": "vpc-0123456789abcdef0",
@@ -46,13 +45,8 @@ FUNCTION = "aws:lambda/function:Function"
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_run(stack: str, frozen: tuple[tuple[str, str], ...]) -> ProgramRun:
-    return run_program(stack, config_of(dict(frozen)), RecordingMocks())
-
-
 def program(stack: str, settings_: dict[str, str]) -> ProgramRun:
-    return _cached_run(stack, tuple(sorted(settings_.items())))
+    return program_run(stack, settings_)
 
 
 def inputs(resource: RecordedResource) -> dict[str, Any]:
@@ -90,7 +84,8 @@ def check_buckets_are_private_encrypted_and_tls_only(stack: str, chosen: dict[st
 
 @pytest.mark.parametrize("ephemeral", [True, False])
 def test_only_ephemeral_stacks_force_destroy_buckets_and_skip_database_snapshots(ephemeral: bool) -> None:
-    run = program("prod" if not ephemeral else "dev-alice", {"ephemeral": str(ephemeral).lower()})
+    run = program("dev", {} if ephemeral else OPTIONAL_FEATURES)
+    assert ("ephemeral" in OPTIONAL_FEATURES) and OPTIONAL_FEATURES["ephemeral"] == "false"
     for bucket in run.of_type("aws:s3/bucket:Bucket"):
         assert inputs(bucket)["forceDestroy"] is ephemeral, bucket.urn
     for database in run.of_type("aws:rds/instance:Instance"):
@@ -238,7 +233,7 @@ def check_children_have_component_parents(stack: str, chosen: dict[str, str]) ->
         assert f"{parent.type}${resource.type}::" in resource.urn, resource.urn
 
 
-@settings(max_examples=3, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
 @given(stacks=st.lists(stack_names, min_size=2, max_size=2, unique_by=str.lower))
 def test_two_stacks_never_share_a_physical_name(stacks: list[str]) -> None:
     def physical_names(run: ProgramRun) -> set[str]:
@@ -264,10 +259,7 @@ def test_two_stacks_never_share_a_physical_name(stacks: list[str]) -> None:
 FIXED_VARIANTS = {
     "created": {},
     "lab-attached": {**LAB_VARIANT, "vectorDbAllowedCidrs": "0.0.0.0/0", "plaintextPasswordEnv": "true"},
-    "everything-optional": {"vectorDbAllowedCidrs": "203.0.113.0/24", "producerSchedule": "rate(1 minute)",
-                            "glueSchedule": "cron(0 3 * * ? *)", "lambdaArchitecture": "arm64",
-                            "inferenceAuth": "NONE", "processorBufferSizeMb": "0.2", "processorRetries": "0",
-                            "firehoseBufferIntervalSeconds": "0", "ephemeral": "false"},
+    "everything-optional": OPTIONAL_FEATURES,
 }
 POLICIES = {
     "buckets_are_private_encrypted_and_tls_only": check_buckets_are_private_encrypted_and_tls_only,
@@ -286,7 +278,7 @@ def test_policy_holds_for_each_config_variant(policy: str, variant: str) -> None
     POLICIES[policy]("dev", FIXED_VARIANTS[variant])
 
 
-@settings(max_examples=5, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
 @given(stack=stack_names, chosen=variants)
 def test_every_policy_holds_for_any_stack_name_and_config_variant(stack: str, chosen: dict[str, str]) -> None:
     for check in POLICIES.values():
