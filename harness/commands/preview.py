@@ -79,7 +79,7 @@ def resource_tree(run: ProgramRun, stack: str) -> Tree:
 
 def outputs_table(run: ProgramRun, show_secrets: bool) -> Table:
     table = Table(title="Stack outputs", show_lines=False)
-    table.add_column("output", style="bold")
+    table.add_column("output", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
     for name, output in sorted(run.outputs.items()):
         value = SECRET_PLACEHOLDER if output.secret and not show_secrets else str(output.value)
