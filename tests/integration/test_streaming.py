@@ -365,3 +365,111 @@ def test_the_streaming_benchmark_runs_at_its_quick_size() -> None:
         assert scale1[key] > 0, key
     assert scale1["items"] == 110 and scale1["batch_size"] == 500
     assert {"cores", "memory_mb", "cpu"} <= set(result["machine"])
+
+
+# ---- end to end through the local stack: the engine's deployment, the daemon's runner and Lambda workers -----------
+@pytest.fixture(scope="module")
+def streaming_stack(tmp_path_factory: pytest.TempPathFactory, postgres_service: Any,
+                    mariadb_service: Any) -> Iterator[Any]:
+    """The real program deployed by the engine into its own moto, the session's PostgreSQL and MariaDB; the source is
+    the seeder's data (scale 1, seed 42) and the artifacts the trainer's layout for it (fixed random weights)."""
+    import importlib.util
+    import io
+
+    from rich.console import Console
+
+    from harness import daemon, engine, services
+    from harness import state as st
+    from harness.seed import SeedTarget, seed_target
+
+    base = tmp_path_factory.mktemp("streaming-stack")
+    spec = importlib.util.spec_from_file_location("bench_streaming", Path(__file__).parents[2] / "bench" /
+                                                  "streaming.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.write_artifacts(base / "artifacts", 1)
+    database = f"stream_{uuid.uuid4().hex[:8]}"
+    seed_target(SeedTarget(mariadb_service.host, mariadb_service.port, mariadb_service.user,
+                           mariadb_service.password, database, external=False), scale=1, seed=42)
+    moto = services.start_moto(base / "moto")
+    running = services.RunningServices(moto=moto, postgres=postgres_service, mariadb=mariadb_service)
+    state_dir = base / "state"
+    st.update_state(state_dir, lambda s: s.update(stack="local", services=running.to_dict(), source={
+        "external": True, "host": mariadb_service.host, "port": mariadb_service.port, "database": database,
+        "username": mariadb_service.user, "password": mariadb_service.password}))
+    try:
+        outputs = engine.deploy("local", state_dir, running, console=Console(file=io.StringIO()),
+                                config_overrides={"recsys:artifactsDir": str(base / "artifacts")})
+        st.update_state(state_dir, lambda s: s.update(outputs=outputs))  # as `harness up` records them
+        yield state_dir, outputs
+    finally:
+        from harness.materializers.databases import stop_instances
+
+        daemon.stop(state_dir)
+        stop_instances(state_dir, remove_data=True)
+        services.stop_moto(moto)
+
+
+def test_n_sessions_in_n_records_out_even_when_the_database_stops_mid_stream(streaming_stack: Any) -> None:
+    import re
+    import time
+
+    import boto3
+    from recsys import events
+
+    from harness import stream
+
+    state_dir, outputs = streaming_stack
+    target = stream.resolve_target(state_dir)
+    catalogue = stream.load_catalogue(target)
+
+    sent = stream.produce(state_dir, 150, None, seed=11, empty_history_rate=0.05)
+    first = stream.wait_for_delivery(state_dir, None, 240)
+    assert sent == 150 and first["records_delivered"] + first["records_failed"] == 150
+
+    # The vector database (the engine's PostgreSQL for the RDS instance) stops mid-stream and restarts on its port.
+    from harness import services
+    from harness.materializers.databases import rds_dir
+
+    port = int(outputs["vector_db_port"]["value"])
+    record = next(p for p in rds_dir(state_dir).glob("*/service.json") if json.loads(p.read_text())["port"] == port)
+    server = services.PostgresService(**json.loads(record.read_text()))
+    services.stop_postgres(server)
+    try:
+        assert stream.produce(state_dir, 150, None, seed=12, empty_history_rate=0.05) == 150
+        time.sleep(3)
+    finally:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(services, "free_port", lambda host=services.HOST: port)
+            restarted = services.start_postgres(Path(server.data_dir).parent, log_dir=Path(server.log_path).parent)
+        record.write_text(json.dumps({**json.loads(record.read_text()), "pid": restarted.pid}))
+    second = stream.wait_for_delivery(state_dir, None, 240)
+    assert second["records_delivered"] + second["records_failed"] == 150
+    stats = stream.runner_stats(target)
+    assert stats is not None and stats["invocation_failures"] >= 1, "the outage was felt by the processor"
+    print(f"\nfirst: {first}\nsecond: {second}\nrunner: {stats}")
+
+    expected = [s["session_id"] for seed in (11, 12) for s in events.generate_sessions(
+        catalogue, 150, seed=seed, mix=events.SessionMix(empty_history_rate=0.05))]
+    s3 = boto3.client("s3", endpoint_url=target.moto_url, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    delivered, errors = [], []
+    name = re.escape(target.delivery_stream) + r"-\d+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"
+    for obj in s3.list_objects_v2(Bucket=target.bucket).get("Contents", []):
+        lines = s3.get_object(Bucket=target.bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
+        if obj["Key"].startswith("errors/"):
+            assert re.fullmatch(r"errors/processing-failed/\d{4}/\d{2}/\d{2}/\d{2}/" + name, obj["Key"])
+            errors.extend(json.loads(line) for line in lines)
+        else:
+            assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\d{2}/" + name, obj["Key"])
+            delivered.extend(json.loads(line) for line in lines)
+    failed_sessions = [json.loads(base64.b64decode(e["rawData"])) for e in errors]
+    assert sorted([d["session_id"] for d in delivered] + [f["session_id"] for f in failed_sessions]) == sorted(
+        expected), "every session sent is in exactly one delivered record or one error record"
+    for d in delivered:
+        assert len(d["recommended_items"]) == 5 and d["similar_items"]["similar_items"]
+    for e, f in zip(errors, failed_sessions, strict=True):
+        # Failed on its own merits (nothing browsed), or its batch outlived the retries during the outage.
+        assert (e["errorCode"] == "Lambda.ProcessingFailed" and f["browse_history"] == []) or (
+            e["errorCode"] == "Lambda.FunctionError")
