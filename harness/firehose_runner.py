@@ -456,15 +456,15 @@ class FirehoseRunner:
         return len(self._incoming) + len(self._delivered.sources) + len(self._errors.sources)
 
     def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "delivery_stream": self.config.stream_name,
-                **vars(self.counters),
-                "records_buffered": self.records_buffered,
-                "checkpoints": {shard: s.checkpoint for shard, s in self._shards.items()},
-                "last_error": self.last_error,
-                "updated_at": self.clock(),
-            }
+        # No lock: a poll can hold it for a whole (slow) invocation, and `harness status` must still answer.
+        return {
+            "delivery_stream": self.config.stream_name,
+            **dict(vars(self.counters)),
+            "records_buffered": self.records_buffered,
+            "checkpoints": {shard: s.checkpoint for shard, s in list(self._shards.items())},
+            "last_error": self.last_error,
+            "updated_at": self.clock(),
+        }
 
     def poll_once(self, *, flush: bool = False) -> int:
         """Read what the source has, invoke the processor and write objects when their buffers are due.
