@@ -14,6 +14,7 @@ import pulumi
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from harness.program import (
@@ -56,7 +57,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def resource_tree(run: ProgramRun, stack: str) -> Tree:
-    tree = Tree(f"[bold]pulumi:pulumi:Stack[/] recsys-{stack}")
+    tree = Tree(Text.assemble(("pulumi:pulumi:Stack", "bold"), f" recsys-{stack}"))
     nodes: dict[str | None, Tree] = {}
     children: dict[str | None, list[RecordedResource]] = {}
     for resource in run.resources:
@@ -65,8 +66,10 @@ def resource_tree(run: ProgramRun, stack: str) -> Tree:
 
     def add(parent_node: Tree, resource: RecordedResource) -> None:
         style = "bold cyan" if resource.is_component else "green"
-        secret = " [yellow](secret inputs)[/]" if contains_secret(resource.inputs) else ""
-        node = parent_node.add(f"[{style}]{resource.type}[/] {resource.name}{secret}")
+        label = Text.assemble((resource.type, style), " ", resource.name)
+        if contains_secret(resource.inputs):
+            label.append(" (secret inputs)", style="yellow")
+        node = parent_node.add(label)
         nodes[resource.urn] = node
         for child in sorted(children.get(resource.urn, []), key=lambda r: (r.type, r.name)):
             add(node, child)
@@ -83,7 +86,8 @@ def outputs_table(run: ProgramRun, show_secrets: bool) -> Table:
     table.add_column("value", overflow="fold")
     for name, output in sorted(run.outputs.items()):
         value = SECRET_PLACEHOLDER if output.secret and not show_secrets else str(output.value)
-        table.add_row(name, f"[yellow]{value}[/]" if output.secret else value)
+        # Text, not markup: values such as "[secret]" or ARNs with ":secret:" must print as they are.
+        table.add_row(Text(name), Text(value, style="yellow" if output.secret else ""))
     return table
 
 
@@ -102,7 +106,7 @@ def preview(
             with err.status(f"running the program for stack {stack} under mocks ..."):
                 run = run_program(stack, config, preview_config_mocks(config))
     except pulumi.RunError as error:
-        err.print(f"[bold red]error:[/] {error}")
+        err.print(Text.assemble(("error: ", "bold red"), str(error)))
         raise typer.Exit(code=1) from None
 
     if as_json:
@@ -110,7 +114,7 @@ def preview(
         sys.stdout.write("\n")
         return
     for warning in run.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        err.print(Text.assemble(("warning: ", "yellow"), warning))
     console = Console()
     console.print(resource_tree(run, stack))
     console.print(outputs_table(run, show_secrets))
