@@ -105,10 +105,13 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def local_config(stack_config: Mapping[str, str], source: Mapping[str, Any] | None) -> dict[str, str]:
-    """The stack's config with the local stack's facts applied: an external source database given to `up
-    --source-url` replaces the one the program would create (attach mode, lab style)."""
+def local_config(stack_config: Mapping[str, str], source: Mapping[str, Any] | None, state_dir: Path) -> dict[str, str]:
+    """The stack's config with the local stack's facts applied (pure): the artifacts directory is the state dir's
+    (`harness train` writes there, and tests never touch the user's `.local/`); an external source database given to
+    `up --source-url` replaces the one the program would create (attach mode, lab style)."""
     config = dict(stack_config)
+    if f"{NAMESPACE}:artifactsDir" in config:
+        config[f"{NAMESPACE}:artifactsDir"] = str(state_dir / "artifacts")
     if source and source.get("external"):
         config.update({
             f"{NAMESPACE}:sourceDbHost": str(source["host"]), f"{NAMESPACE}:sourceDbPort": str(source["port"]),
@@ -267,7 +270,7 @@ def deploy(stack: str, state_dir: Path, services: RunningServices, *, console: C
     state_dir = state_dir.resolve()
     load_all()
     state = st.load_state(state_dir)
-    config = local_config(read_stack_config(stack), state.get("source")) | dict(config_overrides or {})
+    config = local_config(read_stack_config(stack), state.get("source"), state_dir) | dict(config_overrides or {})
     region = config.get("aws:region") or "us-east-1"
     daemon_info = daemon.start_daemon(state_dir, services, region=region)
     context = Context(services=services, state_dir=state_dir, region=region, stack=stack,

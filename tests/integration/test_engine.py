@@ -83,12 +83,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, moto: services.MotoServic
     st.update_state(state_dir, lambda s: s.update(stack="local", services=running.to_dict(), source={
         "external": True, "host": mariadb_service.host, "port": mariadb_service.port, "database": "classicmodels",
         "username": mariadb_service.user, "password": mariadb_service.password}))
-    artifacts_dir = base / "artifacts"
-    artifacts_dir.mkdir()
     try:
-        outputs = engine.deploy("local", state_dir, running, console=quiet(),
-                                config_overrides={"recsys:artifactsDir": str(artifacts_dir)})
-        yield Deployed(state_dir, running, outputs, artifacts_dir)
+        # No `harness train` has run: <state>/artifacts does not exist, so no loader invocation.
+        outputs = engine.deploy("local", state_dir, running, console=quiet())
+        yield Deployed(state_dir, running, outputs, state_dir / "artifacts")
     finally:
         daemon.stop(state_dir)
 
@@ -135,7 +133,7 @@ def test_every_bucket_is_encrypted_blocks_public_access_and_keeps_the_tls_only_p
 
 def test_objects_can_be_written_and_read_although_the_tls_only_deny_is_in_the_program(deployed: Deployed) -> None:
     s3 = deployed.client("s3")
-    bucket = deployed.value("recommendations_bucket_id")
+    bucket = deployed.value("data_lake_bucket_id")
 
     s3.put_object(Bucket=bucket, Key="probe/one.json", Body=b"{}")
 
@@ -202,6 +200,37 @@ def test_the_delivery_stream_reads_the_stream_and_calls_the_transformation_lambd
     assert f"firehose {deployed.value('delivery_stream_name')} events_read" in status
 
 
+def test_the_daemon_runs_the_delivery_stream_and_loses_no_record_when_the_processor_fails(deployed: Deployed) -> None:
+    stream_name, bucket = deployed.value("kinesis_stream_name"), deployed.value("recommendations_bucket_id")
+    kinesis, s3 = deployed.client("kinesis"), deployed.client("s3")
+    events = [{"session_id": f"s{i}", "customer_number": 103, "city": "Nantes", "country": "France",
+               "credit_limit": 21000, "browse_history": [{"product_code": "S10_1678", "quantity": "1",
+                                                          "in_shopping_cart": True}]} for i in range(3)]
+    for event in events:
+        kinesis.put_record(StreamName=stream_name, Data=json.dumps(event).encode(), PartitionKey=event["session_id"])
+
+    key = f"firehose {deployed.value('delivery_stream_name')}"
+    deadline = time.monotonic() + 180
+    status = daemon.status(deployed.state_dir)
+    while time.monotonic() < deadline:
+        status = daemon.status(deployed.state_dir)
+        if int(status[f"{key} records_delivered"]) + int(status[f"{key} records_failed"]) >= len(events):
+            break
+        time.sleep(1)
+
+    # No model in the empty artifacts bucket: the real transformation Lambda fails every attempt, so after its retries
+    # the runner writes each record to the error output; none is lost.
+    assert status[f"{key} events_read"] == len(events)
+    assert status[f"{key} records_failed"] == len(events) and status[f"{key} records_delivered"] == 0
+    failed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    records = [json.loads(line) for obj in failed
+               for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().splitlines() if line.strip()]
+    assert len(records) == len(events)
+    assert {record["errorCode"] for record in records} == {"Lambda.FunctionError"}
+    assert sorted(json.loads(base64.b64decode(record["rawData"]))["session_id"] for record in records) == \
+        ["s0", "s1", "s2"]
+
+
 def test_the_inference_function_url_is_served_locally_and_wants_sigv4(deployed: Deployed) -> None:
     url = deployed.value("inference_function_url")
     assert url.startswith("http://127.0.0.1:")
@@ -266,8 +295,7 @@ def test_a_second_deploy_changes_nothing_and_keeps_the_generated_passwords(deplo
     functions_before = {f["FunctionName"]: f["LastModified"]
                         for f in deployed.client("lambda").list_functions()["Functions"]}
 
-    outputs = engine.deploy("local", deployed.state_dir, deployed.running, console=quiet(),
-                            config_overrides={"recsys:artifactsDir": str(deployed.artifacts_dir)})
+    outputs = engine.deploy("local", deployed.state_dir, deployed.running, console=quiet())
 
     after = st.load_state(deployed.state_dir)["resources"]
     assert outputs == deployed.outputs
