@@ -6,6 +6,7 @@ import json
 import pickle
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -134,3 +135,40 @@ def test_parquet_without_the_etl_columns_is_refused_with_the_columns_it_lacks(tm
     ds.write_dataset(pa.table({"customerNumber": [1], "city": ["NYC"]}), str(tmp_path / "in"), format="parquet")
     with pytest.raises(TrainingDataError, match="lacks columns country, creditLimit"):
         train(tmp_path / "in", tmp_path / "out", FAST)
+
+
+def test_train_and_publish_reads_the_data_lake_and_publishes_to_the_artifacts_bucket(
+        etl_output: Path, tmp_path: Path, moto_service: Any) -> None:
+    import boto3
+
+    from harness import state
+    from harness.train import train_and_publish
+
+    s3 = boto3.client("s3", endpoint_url=moto_service.endpoint_url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    lake, artifacts = f"lake-{tmp_path.name}".lower()[:60], f"art-{tmp_path.name}".lower()[:60]
+    for bucket in (lake, artifacts):
+        s3.create_bucket(Bucket=bucket)
+    for file in etl_output.rglob("*.parquet"):
+        s3.upload_file(str(file), lake, f"ratings-ml-training/{file.relative_to(etl_output)}")
+    s3.put_object(Bucket=lake, Key="ratings-ml-training/_SUCCESS", Body=b"")
+    state.save_state(tmp_path, {
+        "services": {"moto": {"host": moto_service.host, "port": moto_service.port}},
+        "outputs": {"data_lake_bucket_id": {"value": lake, "secret": False},
+                    "artifacts_bucket_id": {"value": artifacts, "secret": False}},
+    })
+
+    summary = train_and_publish(tmp_path, config=FAST)
+
+    assert (summary["items"], summary["users"], summary["dim"]) == (40, 60, 32)
+    published = {o["Key"] for o in s3.list_objects_v2(Bucket=artifacts)["Contents"]}
+    assert published == set(summary["files"])
+    local = (tmp_path / "artifacts" / "embeddings" / "item_embeddings.csv").read_bytes()
+    assert s3.get_object(Bucket=artifacts, Key="embeddings/item_embeddings.csv")["Body"].read() == local
+
+
+def test_train_and_publish_without_a_stack_says_to_bring_it_up(tmp_path: Path) -> None:
+    from harness.train import train_and_publish
+
+    with pytest.raises(TrainingDataError, match="run `python -m harness up` first"):
+        train_and_publish(tmp_path)
