@@ -136,14 +136,21 @@ def _require_columns(table: str, frame: DataFrame, needed: Sequence[str]) -> Non
         )
 
 
-def _require_unique(table: str, frame: DataFrame, key: str) -> None:
-    # A duplicated customer or product would silently multiply every rating that joins to it.
-    duplicates = [r[key] for r in frame.groupBy(key).count().filter(F.col("count") > 1).limit(5).collect()]
-    if duplicates:
+def _count_and_require_unique(table: str, frame: DataFrame, key: str) -> int:
+    """Rows in `frame` (the count the job reports as read), after checking that no non-NULL `key` repeats; one pass."""
+    per_key = frame.groupBy(key).count()
+    totals = per_key.agg(
+        F.sum("count").alias("rows"),
+        F.max(F.when(F.col(key).isNotNull(), F.col("count"))).alias("most"),
+    ).collect()[0]
+    if totals["most"] is not None and totals["most"] > 1:
+        # A duplicated customer or product would silently multiply every rating that joins to it.
+        duplicates = [r[key] for r in per_key.filter(F.col(key).isNotNull() & (F.col("count") > 1)).limit(5).collect()]
         raise EtlInputError(
             f"source table {table!r} has more than one row for {key} {', '.join(map(str, duplicates))}; "
             f"{key} must be unique (it is the table's primary key in classicmodels): remove the duplicates and re-run"
         )
+    return int(totals["rows"] or 0)
 
 
 def _drop_reason(ratings: DataFrame) -> Any:
@@ -172,7 +179,7 @@ def build_training_set(customers: DataFrame, products: DataFrame, ratings: DataF
         F.col("customerNumber").cast(IntegerType()).alias("customerNumber"),
         *(F.col(c).cast(StringType()).alias(c) for c in ("city", "state", "postalCode", "country")),
         F.col("creditLimit").cast(MONEY).alias("creditLimit"),
-    ).filter(F.col("customerNumber").isNotNull())
+    )
     product = products.select(
         F.col("productCode").cast(StringType()).alias("productCode"),
         F.col("productLine").cast(StringType()).alias("productLine"),
@@ -180,9 +187,12 @@ def build_training_set(customers: DataFrame, products: DataFrame, ratings: DataF
         F.col("quantityInStock").cast(IntegerType()).alias("quantityInStock"),
         F.col("buyPrice").cast(MONEY).alias("buyPrice"),
         F.col("MSRP").cast(MONEY).alias("MSRP"),
-    ).filter(F.col("productCode").isNotNull())
-    _require_unique("customers", customer, "customerNumber")
-    _require_unique("products", product, "productCode")
+    )
+    customers_read = _count_and_require_unique("customers", customer, "customerNumber")
+    products_read = _count_and_require_unique("products", product, "productCode")
+    # A customer or product without a key cannot be rated; it is read (and counted) but joins nothing.
+    customer = customer.filter(F.col("customerNumber").isNotNull())
+    product = product.filter(F.col("productCode").isNotNull())
 
     rating = ratings.select(
         F.col("customerNumber").cast(IntegerType()).alias("customerNumber"),
@@ -205,8 +215,8 @@ def build_training_set(customers: DataFrame, products: DataFrame, ratings: DataF
         .select(*OUTPUT_COLUMNS)
     )
     counts = EtlCounts(
-        customers_read=customers.count(),
-        products_read=products.count(),
+        customers_read=customers_read,
+        products_read=products_read,
         ratings_read=sum(by_reason.values()) + kept,
         rows_written=kept,
         dropped={reason: int(by_reason.get(reason, 0)) for reason in DROP_REASONS},

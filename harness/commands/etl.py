@@ -29,6 +29,8 @@ STAGE_TITLES = {
 def summary_table(summary: dict[str, Any], run_id: str) -> Table:
     counts = summary["counts"]
     table = Table(title=f"ETL run {run_id}", show_header=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     table.add_row("rows written", f"{summary['rows']:,}")
     table.add_row("partitions", f"{summary['partitions']:,} (one per rated customer)")
     table.add_row("output", summary["prefix"])
@@ -53,8 +55,6 @@ def run_command(
 
         def on_stage(stage: str, detail: str) -> None:
             progress.update(task, description=STAGE_TITLES.get(stage, stage))
-            if stage == "write":
-                console.log(detail)
 
         try:
             endpoint, job_name = etl.stack_endpoint(state_dir)
