@@ -43,3 +43,47 @@ def test_local_stack_config_file_runs(run: ProgramRunner, artifacts_dir: Path) -
     settings["recsys:artifactsDir"] = str(artifacts_dir)
     result = run("local", settings)
     assert result.of_type("aws:lambda/invocation:Invocation")
+
+
+def test_every_config_key_has_a_commented_example_in_the_dev_stack_file_and_a_row_in_the_docs() -> None:
+    from components.config import KNOWN_KEYS
+    from harness.program import PROJECT_ROOT
+
+    dev_file = (PROJECT_ROOT / "Pulumi.dev.yaml").read_text()
+    docs = (PROJECT_ROOT / "docs" / "program.md").read_text()
+    for key in KNOWN_KEYS:
+        assert f"# recsys:{key}:" in dev_file, key
+        assert f"`recsys:{key}`" in docs or f"`{key}`" in docs, key
+
+
+def test_a_missing_stack_file_names_the_stacks_that_exist(tmp_path: Path) -> None:
+    import pytest
+
+    from harness.program import StackConfigFileError, read_stack_config
+
+    with pytest.raises(StackConfigFileError, match=r"no stack config file Pulumi\.prod\.yaml for stack 'prod'.*"
+                                                   r"Stacks with a config file: .*dev.*local"):
+        read_stack_config("prod")
+
+
+def test_stack_files_give_strings_like_pulumi_and_refuse_encrypted_values(tmp_path: Path) -> None:
+    import pytest
+
+    from harness.program import StackConfigFileError, read_stack_config
+
+    plain = tmp_path / "Pulumi.plain.yaml"
+    plain.write_text("config:\n  recsys:ephemeral: true\n  recsys:topK: 7\n  recsys:subnetIds: [subnet-a, subnet-b]\n")
+    assert read_stack_config("plain", plain) == {"recsys:ephemeral": "true", "recsys:topK": "7",
+                                                 "recsys:subnetIds": '["subnet-a", "subnet-b"]'}
+    encrypted = tmp_path / "Pulumi.enc.yaml"
+    encrypted.write_text("config:\n  recsys:sourceDbPassword:\n    secure: AAABAKi2\n")
+    with pytest.raises(StackConfigFileError, match=r"recsys:sourceDbPassword is encrypted \(secure:\)"):
+        read_stack_config("enc", encrypted)
+
+
+def test_runs_in_one_process_do_not_see_each_other(run: ProgramRunner) -> None:
+    first = run("dev-a", {"prefix": "one"}, fresh=True)
+    second = run("dev-b", {"prefix": "two"}, fresh=True)
+    assert all(r.urn.startswith("urn:pulumi:dev-a::recsys::") for r in first.resources)
+    assert all(r.urn.startswith("urn:pulumi:dev-b::recsys::") for r in second.resources)
+    assert len(first.resources) == len(second.resources)
