@@ -26,7 +26,6 @@ if str(LAMBDA_SRC) not in sys.path:
 
 from recsys import events as ev  # noqa: E402  (lambda_src is the Lambda's root, not an installed package)
 
-DEFAULT_RATE = 50.0
 DEFAULT_TIMEOUT_S = 180.0
 COUNTERS = ("events_read", "records_delivered", "records_dropped", "records_failed", "objects_written",
             "error_objects_written", "records_buffered")
@@ -156,7 +155,7 @@ def _marker_path(state_dir: Path) -> Path:
     return state_dir / "stream" / "last-produce.json"
 
 
-def produce(state_dir: Path, events: int, rate: float | None = DEFAULT_RATE, *, seed: int | None = None,
+def produce(state_dir: Path, events: int, rate: float | None = None, *, seed: int | None = None,
             empty_history_rate: float = 0.0, progress: Progress | None = None,
             sleep: Callable[[float], None] = time.sleep) -> int:
     """Send `events` sessions at `rate` per second (None: as fast as Kinesis takes them). Returns how many were sent.
@@ -242,7 +241,7 @@ def wait_for_delivery(state_dir: Path, expected: int | None = None, timeout_s: f
         sleep(0.5)
 
 
-def produce_and_wait(state_dir: Path, events: int, rate: float | None = DEFAULT_RATE, *,
+def produce_and_wait(state_dir: Path, events: int, rate: float | None = None, *,
                      timeout_s: float = DEFAULT_TIMEOUT_S, seed: int | None = None,
                      progress: Progress | None = None) -> dict[str, int]:
     """For `harness demo`: send, then wait; `{events_sent, records_delivered, records_failed, objects, ...}`."""
