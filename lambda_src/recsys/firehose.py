@@ -191,22 +191,6 @@ def choose_history_product(history: Sequence[HistoryItem]) -> str:
     return history[0].product_code
 
 
-def enriched_payload(
-    session: SessionEvent,
-    recommended: Sequence[ScoredItem],
-    product_code: str,
-    neighbours: Sequence[NeighbourItem],
-) -> dict[str, Any]:
-    """The delivered record: the input object plus the lab's two fields, in the lab's shapes."""
-    out = dict(session.payload)
-    out["recommended_items"] = [{"id": item.id, "score": item.score} for item in recommended]
-    out["similar_items"] = {
-        "product_code": product_code,
-        "similar_items": [{"id": item.id, "distance": item.distance} for item in neighbours],
-    }
-    return out
-
-
 def encode_json_line(payload: Mapping[str, Any]) -> str:
     """base64 of one JSON object plus a newline: the delivered objects are JSON Lines that Athena and pandas read."""
     line = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
@@ -240,10 +224,6 @@ def enriched_line(session: SessionEvent, recommended: str, similar: str) -> str:
     out["recommended_items"] = json.loads(recommended)
     out["similar_items"] = json.loads(similar)
     return encode_json_line(out)
-
-
-def ok(record_id: str, payload: Mapping[str, Any]) -> TransformedRecord:
-    return TransformedRecord(record_id=record_id, result="Ok", data=encode_json_line(payload))
 
 
 def ok_data(record_id: str, data: str) -> TransformedRecord:

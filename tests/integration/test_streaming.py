@@ -450,6 +450,19 @@ def test_n_sessions_in_n_records_out_even_when_the_database_stops_mid_stream(str
     assert stats is not None and stats["invocation_failures"] >= 1, "the outage was felt by the processor"
     print(f"\nfirst: {first}\nsecond: {second}\nrunner: {stats}")
 
+    import os
+    import subprocess
+    import sys
+
+    cli = subprocess.run([sys.executable, "-m", "harness", "stream", "status", "--json"], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).parents[2],
+                         env={**os.environ, "RECSYS_LOCAL_DIR": str(state_dir)})
+    assert cli.returncode == 0, cli.stderr
+    shown = json.loads(cli.stdout)
+    assert shown["events_read"] == 300 and shown["records_buffered"] == 0
+    assert shown["records_delivered"] + shown["records_failed"] == 300
+    assert shown["last_produce"]["events_sent"] == 150
+
     expected = [s["session_id"] for seed in (11, 12) for s in events.generate_sessions(
         catalogue, 150, seed=seed, mix=events.SessionMix(empty_history_rate=0.05))]
     s3 = boto3.client("s3", endpoint_url=target.moto_url, region_name="us-east-1", aws_access_key_id="testing",
