@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
     def produce(
         events: int = typer.Option(100, "--events", "-n", help="How many sessions to send."),
         rate: str = typer.Option("50/s", help="Events per second, e.g. 20/s; `max` sends as fast as Kinesis takes."),
-        seed: int = typer.Option(None, help="Random seed: the same seed sends the same sessions (default: random)."),
+        seed: int | None = typer.Option(
+            None, help="Random seed: the same seed sends the same sessions (default: random)."),
         empty_history_rate: float = typer.Option(
             0.0, help="Fraction of sessions with an empty browsing history (they land under the error prefix)."),
         wait: bool = typer.Option(True, help="Wait until every event is delivered or under the error prefix."),
