@@ -20,6 +20,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pymysql
 import pytest
 
 from harness import etl
@@ -141,18 +142,25 @@ def deployed_job(mariadb_service: MariaDBService, moto_service: MotoService) -> 
 
 
 def published(job: DeployedJob) -> dict[str, str]:
-    s3 = job.endpoint.client("s3")
+    return objects(job.endpoint.client("s3"), job.datalake)
+
+
+def objects(s3: Any, bucket: str) -> dict[str, str]:
+    """key -> ETag of every object under the table prefix."""
     keys: dict[str, str] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=job.datalake, Prefix=PREFIX):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
         keys |= {o["Key"]: o["ETag"] for o in page.get("Contents", [])}
     return keys
 
 
 def download(job: DeployedJob, into: Path) -> pa.Table:
-    s3 = job.endpoint.client("s3")
-    for key in published(job):
+    return download_table(job.endpoint.client("s3"), job.datalake, into)
+
+
+def download_table(s3: Any, bucket: str, into: Path) -> pa.Table:
+    for key in objects(s3, bucket):
         (into / key).parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(job.datalake, key, str(into / key))
+        s3.download_file(bucket, key, str(into / key))
     return pq.read_table(into / PREFIX, partitioning=ds.partitioning(
         pa.schema([("customerNumber", pa.int32())]), flavor="hive"))
 
@@ -237,3 +245,28 @@ def test_a_run_that_cannot_log_in_is_recorded_failed_with_the_error_and_keeps_th
     assert "rotated-elsewhere" not in record.ErrorMessage
     assert etl.load_record(state_dir).Id == record.Id
     assert published(deployed_job) == before
+
+
+def test_etl_run_after_up_and_seed_publishes_the_join_of_the_stacks_own_source_database(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    local_stack.run("seed")
+
+    summary = json.loads(local_stack.run("etl", "run", "--json").stdout)
+
+    conn = pymysql.connect(host=local_stack.output("source_db_host"), port=int(local_stack.output("source_db_port")),
+                           user=local_stack.output("source_db_username"),
+                           password=local_stack.output("source_db_password"),
+                           database=local_stack.output("source_db_name"), connect_timeout=10)
+    with conn.cursor() as cur:
+        cur.execute(JOINED)
+        expected = sorted(tuple(row) for row in cur.fetchall())
+    conn.close()
+    s3, lake = local_stack.client("s3"), local_stack.output("data_lake_bucket_id")
+    assert as_rows(download_table(s3, lake, tmp_path)) == expected
+    rated = sorted({row[0] for row in expected})
+    assert sorted({k.split("/")[1] for k in objects(s3, lake)}) == [f"customerNumber={n}" for n in rated]
+    assert (summary["rows"], summary["partitions"]) == (len(expected), len(rated))
+    assert summary["prefix"] == f"s3://{lake}/{PREFIX}"
+    run = json.loads(local_stack.run("etl", "get-run", summary["run_id"]).stdout)["JobRun"]
+    assert (run["JobRunState"], run["JobName"]) == ("SUCCEEDED", local_stack.output("glue_job_name"))
