@@ -188,23 +188,34 @@ def test_an_unreachable_database_raises_so_firehose_retries_and_the_next_batch_r
 
 # ---- sessions from the source database --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def catalogue(mariadb_service: Any) -> Any:
-    """The seeder's classicmodels data in a real MariaDB, read back by the producer's own query."""
+def source_db(mariadb_service: Any) -> Iterator[dict[str, Any]]:
+    """The seeder's classicmodels data (scale 1, seed 7) in a real MariaDB database of its own."""
     import pymysql
-    from recsys import events
 
     from harness.seed import SeedTarget, seed_target
 
     database = f"cm_{uuid.uuid4().hex[:8]}"
     seed_target(SeedTarget(mariadb_service.host, mariadb_service.port, mariadb_service.user,
                            mariadb_service.password, database, external=False), scale=1, seed=7)
-    conn = pymysql.connect(host=mariadb_service.host, port=mariadb_service.port, user=mariadb_service.user,
-                           password=mariadb_service.password, database=database)
+    settings = {"host": mariadb_service.host, "port": mariadb_service.port, "user": mariadb_service.user,
+                "password": mariadb_service.password, "database": database}
+    yield settings
+    conn = pymysql.connect(**settings)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE `{database}`")
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def catalogue(source_db: dict[str, Any]) -> Any:
+    """Customers and products read back by the producer's own query."""
+    import pymysql
+    from recsys import events
+
+    conn = pymysql.connect(**source_db)
     try:
-        yield events.load_catalogue(conn)
+        return events.load_catalogue(conn)
     finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE `{database}`")
         conn.close()
 
 
@@ -263,6 +274,43 @@ def test_refused_kinesis_records_are_resent_and_never_silently_dropped() -> None
     assert client.calls == [500, 30, 200]
     with pytest.raises(events.PutRecordsError, match="refused 5 record"):
         events.put_all(Throttled(refuse=10**6), "s", entries[:5], attempts=3, sleep=lambda _: None)
+
+
+def test_the_producer_lambda_sends_sessions_from_its_source_database_to_its_stream(
+    source_db: dict[str, Any], moto_service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    import producer
+    from recsys import firehose
+
+    stream_name = f"producer-{uuid.uuid4().hex[:6]}"
+    for key, value in {"AWS_ENDPOINT_URL": moto_service.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                       "SOURCE_DB_HOST": source_db["host"], "SOURCE_DB_PORT": str(source_db["port"]),
+                       "SOURCE_DB_NAME": source_db["database"], "SOURCE_DB_USER": source_db["user"],
+                       "SOURCE_DB_PASSWORD": source_db["password"], "KINESIS_STREAM_NAME": stream_name,
+                       "EVENTS_PER_INVOCATION": "7"}.items():
+        monkeypatch.setenv(key, value)
+    producer.catalogue.cache_clear()
+    producer.kinesis.cache_clear()
+    kinesis = boto3.client("kinesis")
+    kinesis.create_stream(StreamName=stream_name, ShardCount=1)
+
+    assert producer.handler({"events": 25, "seed": 3}, None) == {"events_sent": 25, "stream": stream_name}
+    assert producer.handler({}, None)["events_sent"] == 7  # EVENTS_PER_INVOCATION, as the schedule invokes it
+
+    iterator = kinesis.get_shard_iterator(StreamName=stream_name, ShardId="shardId-000000000000",
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = kinesis.get_records(ShardIterator=iterator, Limit=100)["Records"]
+    assert len(records) == 32
+    for record in records:
+        session = firehose.parse_session(json.loads(record["Data"]))
+        assert record["PartitionKey"] == session.session_id
+    monkeypatch.setenv("EVENTS_PER_INVOCATION", "lots")
+    with pytest.raises(producer.ProducerConfigError, match="EVENTS_PER_INVOCATION .* must be an integer from 1"):
+        producer.handler({}, None)
+    producer.catalogue.cache_clear()
+    producer.kinesis.cache_clear()
 
 
 # ---- the pipeline without the daemon: Kinesis -> runner -> transformation (real PG) -> S3 -------------------------
