@@ -134,18 +134,22 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _keys(name: str, column: str, aliases: tuple[str, ...]) -> list[str]:
+    return list(dict.fromkeys([name, column, *aliases]))  # ordered, without repeats ("city" is both)
+
+
 def fit_tower_spec(rows: Sequence[Mapping[str, Any]], categorical: Sequence[tuple[str, str, tuple[str, ...]]],
                    numeric: Sequence[tuple[str, str, tuple[str, ...]]], tensor_prefix: str) -> dict[str, Any]:
     """One tower's encoders from the training rows: sorted categories, mean and population std per number."""
     spec: dict[str, Any] = {"categorical": [], "numeric": []}
     for name, column, aliases in categorical:
         values = sorted({str(r[column]).strip() for r in rows if r[column] is not None and str(r[column]).strip()})
-        spec["categorical"].append({"name": name, "keys": [name, column, *aliases], "categories": values})
+        spec["categorical"].append({"name": name, "keys": _keys(name, column, aliases), "categories": values})
     for name, column, aliases in numeric:
         present = np.array([v for v in (_number(r[column]) for r in rows) if v is not None], dtype=np.float64)
         mean = float(present.mean()) if present.size else 0.0
         scale = float(present.std()) if present.size else 1.0
-        spec["numeric"].append({"name": name, "keys": [name, column, *aliases], "mean": mean,
+        spec["numeric"].append({"name": name, "keys": _keys(name, column, aliases), "mean": mean,
                                 "scale": scale if scale > 0 else 1.0})
     spec["layers"] = [{"tensor": f"{tensor_prefix}.0", "activation": "relu"},
                       {"tensor": f"{tensor_prefix}.2", "activation": "none"}]
