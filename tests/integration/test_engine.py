@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import string
 import textwrap
 import time
 import urllib.error
@@ -395,3 +396,55 @@ def test_conditional_deny_statements_are_kept_out_of_moto_only() -> None:
 
     assert [s["Sid"] for s in json.loads(document)["Statement"]] == ["Reader"]
     assert [s["Sid"] for s in dropped] == ["TlsOnly"]
+
+
+def test_generated_passwords_honour_length_classes_and_the_special_set() -> None:
+    from harness.materializers.identity import generate_password
+
+    for _ in range(50):
+        alnum = generate_password({"length": 16, "special": False})
+        custom = generate_password({"length": 24, "overrideSpecial": "-_", "minSpecial": 2, "minNumeric": 3})
+        assert len(alnum) == 16 and alnum.isalnum()
+        assert len(custom) == 24 and set(custom) <= set(string.ascii_letters + string.digits + "-_")
+        assert sum(c in "-_" for c in custom) >= 2 and sum(c.isdigit() for c in custom) >= 3
+    with pytest.raises(Exception, match="exceed length"):
+        generate_password({"length": 2, "minUpper": 2, "minNumeric": 1})
+
+
+def test_the_provider_arguments_of_a_delivery_stream_become_a_create_request() -> None:
+    from harness.materializers import Request
+    from harness.materializers.streaming import delivery_stream_request
+
+    request = Request("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream", "ds", {
+        "destination": "extended_s3",
+        "kinesisSourceConfiguration": {"kinesisStreamArn": "arn:stream", "roleArn": "arn:role"},
+        "extendedS3Configuration": {
+            "bucketArn": "arn:aws:s3:::b", "roleArn": "arn:role", "bufferingSize": 1, "bufferingInterval": 10,
+            "prefix": "!{timestamp:yyyy/MM/dd/HH}/", "errorOutputPrefix": "errors/",
+            "processingConfiguration": {"enabled": True, "processors": [{"type": "Lambda", "parameters": [
+                {"parameterName": "LambdaArn", "parameterValue": "arn:fn:$LATEST"},
+                {"parameterName": "NumberOfRetries", "parameterValue": 2}]}]}}}, None)
+
+    create = delivery_stream_request(request, "ds")
+
+    assert create["DeliveryStreamType"] == "KinesisStreamAsSource"
+    assert create["KinesisStreamSourceConfiguration"] == {"KinesisStreamARN": "arn:stream", "RoleARN": "arn:role"}
+    destination = create["ExtendedS3DestinationConfiguration"]
+    assert destination["BufferingHints"] == {"SizeInMBs": 1, "IntervalInSeconds": 10}
+    assert destination["Prefix"] == "!{timestamp:yyyy/MM/dd/HH}/" and destination["ErrorOutputPrefix"] == "errors/"
+    assert destination["ProcessingConfiguration"]["Processors"][0]["Parameters"][1] == {
+        "ParameterName": "NumberOfRetries", "ParameterValue": "2"}
+
+
+def test_the_local_config_points_at_the_state_dirs_artifacts_and_an_external_source(tmp_path: Path) -> None:
+    stack_config = {"aws:region": "us-east-1", "recsys:artifactsDir": ".local/artifacts"}
+    source = {"external": True, "host": "db.example", "port": 3307, "database": "classicmodels", "username": "u",
+              "password": "p"}
+
+    config = engine.local_config(stack_config, source, tmp_path)
+    local = engine.local_config(stack_config, {"external": False}, tmp_path)
+
+    assert config["recsys:artifactsDir"] == str(tmp_path / "artifacts")
+    assert (config["recsys:sourceDbHost"], config["recsys:sourceDbPort"], config["recsys:sourceDbPassword"]) == (
+        "db.example", "3307", "p")
+    assert "recsys:sourceDbHost" not in local

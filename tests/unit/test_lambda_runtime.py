@@ -273,3 +273,80 @@ def test_a_package_entry_outside_its_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LambdaRuntimeError, match="outside its root"):
         extract_package(zip_path, tmp_path / "packages")
     assert not (tmp_path / "escaped.py").exists()
+
+
+# ---- Function URLs: the HTTP request <-> payload format 2.0 mapping the daemon applies ------------------------------
+
+def url_event(**overrides: object) -> dict[str, object]:
+    from harness.daemon import function_url_event
+
+    arguments: dict[str, object] = {
+        "method": "POST", "raw_path": "/items_from_user", "raw_query": "limit=3&tag=a&tag=b",
+        "headers": {"Content-Type": "application/json", "X-Multi": "one", "x-multi": "two",
+                    "Cookie": "a=1; b=2", "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDLOCAL/20260101/us-east-1/"
+                                                            "lambda/aws4_request, Signature=x"},
+        "body": b'{"x": 1}', "source_ip": "127.0.0.1", "account_id": "123456789012", "url_id": "abc",
+        "region": "us-east-1", "auth_type": "AWS_IAM", "now": 1_700_000_000.5, "request_id": "req-1"}
+    arguments.update(overrides)
+    return function_url_event(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_function_url_request_becomes_a_version_2_event() -> None:
+    event = url_event()
+
+    assert event["version"] == "2.0" and event["routeKey"] == "$default"
+    assert event["rawPath"] == "/items_from_user" and event["rawQueryString"] == "limit=3&tag=a&tag=b"
+    assert event["queryStringParameters"] == {"limit": "3", "tag": "a,b"}
+    assert event["headers"]["x-multi"] == "one,two" and "cookie" not in event["headers"]  # type: ignore[index]
+    assert event["cookies"] == ["a=1", "b=2"]
+    assert event["body"] == '{"x": 1}' and event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["http"] == {"method": "POST", "path": "/items_from_user", "protocol": "HTTP/1.1",  # type: ignore[index]
+                               "sourceIp": "127.0.0.1", "userAgent": ""}
+    assert context["authorizer"]["iam"]["accessKey"] == "AKIDLOCAL"  # type: ignore[index]
+    assert context["timeEpoch"] == 1_700_000_000_500  # type: ignore[index]
+
+
+def test_a_binary_body_is_base64_and_an_open_url_has_no_authorizer() -> None:
+    event = url_event(headers={"Content-Type": "application/octet-stream"}, body=b"\x00\xff", auth_type="NONE",
+                      raw_query="")
+
+    assert event["isBase64Encoded"] is True and event["body"] == "AP8="
+    assert "authorizer" not in event["requestContext"]  # type: ignore[operator]
+    assert "queryStringParameters" not in event
+
+
+def result(payload: object, error: bool = False) -> object:
+    from harness.lambda_runtime import InvocationResult
+
+    return InvocationResult("req", json.dumps(payload).encode(), "Unhandled" if error else None, "", 1.0)
+
+
+def test_a_function_url_response_is_mapped_as_lambda_does() -> None:
+    from harness.daemon import function_url_response
+
+    status, headers, body = function_url_response(result(  # type: ignore[arg-type]
+        {"statusCode": 404, "headers": {"X-Why": "missing"}, "body": '{"error": "no item"}', "cookies": ["s=1"]}))
+    assert (status, headers["X-Why"], body) == (404, "missing", b'{"error": "no item"}')
+    assert headers["Set-Cookie"] == "s=1"
+
+    status, headers, body = function_url_response(result([{"id": "S10_1678"}]))  # type: ignore[arg-type]
+    assert (status, headers["Content-Type"], json.loads(body)) == (200, "application/json", [{"id": "S10_1678"}])
+
+    status, _, body = function_url_response(result(  # type: ignore[arg-type]
+        {"statusCode": 200, "body": "AP8=", "isBase64Encoded": True}))
+    assert (status, body) == (200, b"\x00\xff")
+
+    status, _, _ = function_url_response(result({"errorMessage": "boom"}, error=True))  # type: ignore[arg-type]
+    assert status == 502
+
+
+def test_function_names_are_read_from_every_form_lambda_accepts() -> None:
+    from harness.daemon import ApiError, function_name_from
+
+    for identifier in ("my-fn", "arn:aws:lambda:us-east-1:123456789012:function:my-fn",
+                       "arn:aws:lambda:us-east-1:123456789012:function:my-fn:$LATEST", "123456789012:function:my-fn",
+                       "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Amy-fn"):
+        assert function_name_from(identifier) == "my-fn", identifier
+    with pytest.raises(ApiError):
+        function_name_from("not a/name")
