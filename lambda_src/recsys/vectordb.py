@@ -438,31 +438,37 @@ def _vector_field_dtype(dim: int) -> list[tuple[str, str] | tuple[str, str, tupl
 
 
 def encode_copy_rows(chunk: Chunk, id_type: Literal["varchar", "int"]) -> bytes:
-    """The chunk as binary COPY tuples `(id, embedding)`: vectorised, since this runs for every one of 1M rows."""
+    """The chunk as binary COPY tuples `(id, embedding)`, vectorised since this runs for every one of 1M rows.
+
+    Rows come out grouped by the byte length of their id (one numpy record array per length), so their order differs
+    from the chunk's when ids differ in length: COPY does not care about order.
+    """
     n, dim = chunk.vectors.shape
+    vector_fields = _vector_field_dtype(dim)
     if id_type == "int":
-        dtype = np.dtype([("fields", ">i2"), ("id_length", ">i4"), ("id", ">i4"), *_vector_field_dtype(dim)])
-        rows = np.zeros(n, dtype=dtype)
-        rows["fields"] = 2
-        rows["id_length"] = 4
+        rows = np.zeros(n, dtype=np.dtype([("fields", ">i2"), ("id_length", ">i4"), ("id", ">i4"), *vector_fields]))
         rows["id"] = np.asarray(chunk.ids, dtype=np.int64)
+        rows["id_length"] = 4
+        groups = [(rows, None)]
+    else:
+        encoded = np.array([item_id.encode("utf-8") for item_id in chunk.ids], dtype=object)
+        lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=n)
+        groups = []
+        for length in np.unique(lengths):
+            members = np.flatnonzero(lengths == length)
+            dtype = np.dtype([("fields", ">i2"), ("id_length", ">i4"), ("id", f"S{int(length)}"), *vector_fields])
+            rows = np.zeros(len(members), dtype=dtype)
+            rows["id"] = encoded[members]
+            rows["id_length"] = int(length)
+            groups.append((rows, members))
+    out = []
+    for rows, members in groups:
+        rows["fields"] = 2
         rows["length"] = 4 + 4 * dim
         rows["dim"] = dim
-        rows["values"] = chunk.vectors
-        return rows.tobytes()
-    tail_dtype = np.dtype(_vector_field_dtype(dim))
-    tails = np.zeros(n, dtype=tail_dtype)
-    tails["length"] = 4 + 4 * dim
-    tails["dim"] = dim
-    tails["values"] = chunk.vectors
-    tail_bytes = memoryview(tails.tobytes())
-    size = tail_dtype.itemsize
-    parts: list[bytes | memoryview] = []
-    for i, item_id in enumerate(chunk.ids):
-        encoded = item_id.encode("utf-8")
-        parts.append(b"\x00\x02" + len(encoded).to_bytes(4, "big") + encoded)
-        parts.append(tail_bytes[i * size:(i + 1) * size])
-    return b"".join(parts)
+        rows["values"] = chunk.vectors if members is None else chunk.vectors[members]
+        out.append(rows.tobytes())
+    return b"".join(out)
 
 
 class _CopyStream:
