@@ -53,6 +53,7 @@ class DemoReport:
     source: dict[str, int] | None = None
     etl: dict[str, Any] | None = None
     embeddings: dict[str, int] | None = None
+    training: dict[str, Any] | None = None
     stream: dict[str, int] | None = None
     sample_recommendation: dict[str, Any] | None = None
 
@@ -67,6 +68,7 @@ class DemoReport:
             "source": self.source,
             "etl": self.etl,
             "embeddings": self.embeddings,
+            "training": self.training,
             "stream": self.stream,
             "sample_recommendation": self.sample_recommendation,
             "timings_s": {name: round(outcome.seconds, 2) for name, outcome in self.stages.items()},
@@ -204,6 +206,10 @@ def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int
         with console.status("training") as spinner:
             result = train_and_publish(state_dir, on_epoch=lambda epoch, *losses: spinner.update(
                 f"training: epoch {epoch} (" + ", ".join(f"{loss:.3f}" for loss in losses) + ")"))
+        # The trainer's own held-out evaluation, when it reports one: a model that does not beat predicting the mean
+        # rating has learnt nothing, whatever the embedding counts say.
+        report.training = {name: field_of(result, name) for name in ("rows", "test_rmse", "baseline_rmse")
+                           if field_of(result, name) is not None} or None
         return (f"{field_of(result, 'items')} item and {field_of(result, 'users')} user embeddings of dimension "
                 f"{field_of(result, 'dim')} published")
 
@@ -272,6 +278,8 @@ def print_report(report: DemoReport, report_path: Path, console: Console) -> Non
         ("ETL output", report.etl and report.etl["prefix"]),
         ("embeddings items / users (dim)", report.embeddings and
          f"{report.embeddings['items']:,} / {report.embeddings['users']:,} ({report.embeddings['dim']})"),
+        ("model test RMSE (predicting the mean)", report.training and "test_rmse" in report.training and
+         f"{report.training['test_rmse']:.3f} ({report.training.get('baseline_rmse', float('nan')):.3f})"),
         ("stream events sent / delivered / failed", report.stream and
          f"{report.stream['events_sent']} / {report.stream['records_delivered']} / {report.stream['records_failed']}"),
         ("stream objects written", report.stream and str(report.stream["objects"])),

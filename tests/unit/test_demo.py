@@ -17,6 +17,7 @@ def finished_report() -> demo.DemoReport:
     report.source = {"customers": 122, "products": 110, "ratings": 2497}
     report.etl = {"rows": 2497, "partitions": 98, "prefix": "s3://lake/ratings-ml-training/"}
     report.embeddings = {"items": 110, "users": 98, "dim": 32}
+    report.training = {"rows": 2497, "test_rmse": 0.71, "baseline_rmse": 0.95}
     report.stream = {"events_sent": 50, "records_delivered": 50, "records_failed": 0, "objects": 2}
     report.sample_recommendation = demo.summarize_recommendation({
         "session_id": "x", "customer_number": 478, "city": "Pasadena", "country": "USA", "credit_limit": 59811,
@@ -53,6 +54,7 @@ def test_the_printed_report_shows_the_recommendations_and_how_to_explore_and_sto
     text = console.export_text()
     assert "recommendations for customer 478 (Pasadena, USA)" in text
     assert "S18_3232" in text and "0.790" in text
+    assert "0.710 (0.950)" in text
     assert 'eval "$(python -m harness env)"' in text
     assert "python -m harness output --show-secrets" in text
     assert text.rstrip().endswith("python -m harness down")
