@@ -86,7 +86,8 @@ class EtlPipeline(pulumi.ComponentResource):
                     "jdbc:mysql://", args.source_host, ":", pulumi.Output.from_input(args.source_port).apply(str), "/",
                     args.source_db_name),
                 "SECRET_ID": args.source_secret_name,
-                "JDBC_ENFORCE_SSL": "false",
+                # TLS to the source; Glue trusts the RDS certificate authorities.
+                "JDBC_ENFORCE_SSL": "true",
             },
             physical_connection_requirements=aws.glue.ConnectionPhysicalConnectionRequirementsArgs(
                 availability_zone=args.availability_zone,

@@ -50,6 +50,7 @@ def test_the_glue_connection_reaches_the_source_through_a_private_subnet_with_an
     plain = connection.plain_inputs
     source = f"{result.outputs['source_db_host'].value}:3306/classicmodels"
     assert plain["connectionProperties"]["JDBC_CONNECTION_URL"] == f"jdbc:mysql://{source}"
+    assert plain["connectionProperties"]["JDBC_ENFORCE_SSL"] == "true", connection.urn
     requirements = plain["physicalConnectionRequirements"]
     private = result.named("network-private-0", "aws:ec2/subnet:Subnet")
     assert requirements["subnetId"] == private.outputs["id"], connection.urn
