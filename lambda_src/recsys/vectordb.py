@@ -288,7 +288,8 @@ def _row_error(source: str, row: int, message: str) -> EmbeddingsFileError:
 def _parse_id(raw: str, id_type: Literal["varchar", "int"], source: str, row: int) -> Any:
     if id_type == "int":
         text = raw.strip()
-        if not text.lstrip("-").isdigit() or not -INT4_MAX - 1 <= int(text) <= INT4_MAX:
+        plain = text.isascii() and (text.isdigit() or (text[:1] == "-" and text[1:].isdigit()))
+        if not plain or not -INT4_MAX - 1 <= int(text) <= INT4_MAX:
             raise _row_error(source, row, f"id {raw!r} is not an integer user id")
         return int(text)
     if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:

@@ -582,3 +582,10 @@ def test_row_numbers_count_blank_lines_so_the_line_number_points_at_the_bad_line
     lines = ["id,embedding", f"A,{good}", "", f"B,{short}"]
     with pytest.raises(EmbeddingsFileError, match=r"row 3 \(line 4\): embedding has 31 numbers"):
         list(vectordb.parse_embeddings(lines, id_type="varchar", source="f.csv"))
+
+
+@pytest.mark.parametrize("bad_id", ["--5", "\u00b2", "1.5", "4294967296", ""])
+def test_user_ids_must_be_plain_int4_numbers(bad_id: str) -> None:
+    row = '"[' + ",".join(["0.5"] * DIM) + ']"'
+    with pytest.raises(EmbeddingsFileError, match=r"row 2 \(line 3\): id .* is not an integer user id"):
+        list(vectordb.parse_embeddings(["id,embedding", f"7,{row}", f"{bad_id},{row}"], id_type="int", source="u"))
