@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from harness.services import RunningServices
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INVOKE_READ_TIMEOUT_S = 960
 
 
 class MaterializeError(RuntimeError):
@@ -89,9 +90,16 @@ class Context:
         # boto3 sessions are not thread-safe, clients are: create each client once, under a lock.
         with self._lock:
             if service not in self._clients:
-                endpoint = self.daemon_url if service == "lambda-invoke" else self.services.moto.endpoint_url
-                name = "lambda" if service == "lambda-invoke" else service
-                self._clients[service] = self._session.client(name, endpoint_url=endpoint)
+                if service == "lambda-invoke":
+                    from botocore.config import Config  # type: ignore[import-untyped]
+
+                    # An invocation may run up to Lambda's 15 minutes, and must never be sent twice by a retry.
+                    self._clients[service] = self._session.client(
+                        "lambda", endpoint_url=self.daemon_url,
+                        config=Config(read_timeout=INVOKE_READ_TIMEOUT_S, retries={"total_max_attempts": 1}))
+                else:
+                    self._clients[service] = self._session.client(service,
+                                                                  endpoint_url=self.services.moto.endpoint_url)
             return self._clients[service]
 
     @property
