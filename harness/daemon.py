@@ -24,6 +24,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -669,6 +670,14 @@ def read_daemon_info(state_dir: Path) -> DaemonInfo | None:
     return info if _pid_alive(info.pid) else None
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -687,8 +696,16 @@ def start_daemon(state_dir: Path, services: RunningServices, *, region: str = "u
     """Start the daemon in the background (idempotent: a running one for this state dir is returned as is)."""
     state_dir = state_dir.resolve()
     running = read_daemon_info(state_dir)
-    if running is not None:
+    recorded = _read_json(daemon_dir(state_dir) / "daemon.json")
+    if running is not None and recorded.get("moto_url") == services.moto.endpoint_url \
+            and recorded.get("region") == region:
         return running
+    if running is not None:
+        # moto was restarted (new port, empty state) or the region changed: a daemon bound to the old one would serve
+        # functions that no longer exist, and its stream checkpoints point into streams that are gone.
+        stop_daemon(state_dir)
+    if recorded.get("moto_url") not in (None, services.moto.endpoint_url):
+        shutil.rmtree(daemon_dir(state_dir) / "firehose", ignore_errors=True)
     info_path = daemon_dir(state_dir) / "daemon.json"
     info_path.unlink(missing_ok=True)
     log_path = logs_dir(state_dir) / "daemon.log"

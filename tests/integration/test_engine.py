@@ -448,3 +448,29 @@ def test_the_local_config_points_at_the_state_dirs_artifacts_and_an_external_sou
     assert (config["recsys:sourceDbHost"], config["recsys:sourceDbPort"], config["recsys:sourceDbPassword"]) == (
         "db.example", "3307", "p")
     assert "recsys:sourceDbHost" not in local
+
+
+def test_the_daemon_is_reused_while_moto_is_the_same_and_replaced_when_moto_changed(tmp_path: Path) -> None:
+    # No moto needs to answer: the daemon starts, and asks moto only when something is invoked.
+    def services_with_moto(port: int) -> services.RunningServices:
+        postgres = services.PostgresService("127.0.0.1", 1, "u", "p", "postgres", 0, "", "")
+        mariadb = services.MariaDBService("127.0.0.1", 1, "u", "p", 0, "", "", "")
+        return services.RunningServices(moto=services.MotoService("127.0.0.1", port, 0, ""), postgres=postgres,
+                                        mariadb=mariadb)
+
+    state_dir = tmp_path / "state"
+    checkpoints = daemon.daemon_dir(state_dir) / "firehose"
+    try:
+        first = daemon.start_daemon(state_dir, services_with_moto(9))
+        checkpoints.mkdir(parents=True)
+        (checkpoints / "stream.json").write_text("{}")
+        again = daemon.start_daemon(state_dir, services_with_moto(9))
+        replaced = daemon.start_daemon(state_dir, services_with_moto(10))
+
+        assert again == first
+        assert replaced.pid != first.pid and not (checkpoints / "stream.json").exists()
+        assert daemon.read_daemon_info(state_dir) == replaced
+        assert st.load_state(state_dir)["daemon"]["lambda_endpoint"] == replaced.url
+    finally:
+        daemon.stop(state_dir)
+    assert daemon.read_daemon_info(state_dir) is None and "daemon" not in st.load_state(state_dir)
