@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Result = Literal["Ok", "Dropped", "ProcessingFailed"]
 RESULTS: tuple[Result, ...] = ("Ok", "Dropped", "ProcessingFailed")
@@ -26,8 +26,8 @@ class InvalidRecord(ValueError):
     expectations, never the record's values (they are customer data and must not reach the logs)."""
 
 
-@dataclass(frozen=True)
-class HistoryItem:
+class HistoryItem(NamedTuple):
+    # A NamedTuple rather than a frozen dataclass: there are several per record and it is built ~5x faster.
     product_code: str
     quantity: str
     in_shopping_cart: bool
@@ -91,12 +91,6 @@ def _require(payload: Mapping[str, Any], name: str, kind: type | tuple[type, ...
 
 
 def _history_item(entry: Any, index: int) -> HistoryItem:
-    # Fast path for the well-formed item (nearly all of them); the checks below only run to name what is wrong.
-    if type(entry) is dict:
-        code, quantity, in_cart = entry.get("product_code"), entry.get("quantity"), entry.get("in_shopping_cart")
-        if (type(code) is str and code.strip() and type(quantity) is str and quantity.isascii() and quantity.isdigit()
-                and type(in_cart) is bool):
-            return HistoryItem(product_code=code, quantity=quantity, in_shopping_cart=in_cart)
     where = f"browse_history[{index}]"
     if not isinstance(entry, dict):
         raise InvalidRecord(f"{where} must be an object, got {type(entry).__name__}")
@@ -113,8 +107,39 @@ def _history_item(entry: Any, index: int) -> HistoryItem:
     return HistoryItem(product_code=code, quantity=quantity, in_shopping_cart=in_cart)
 
 
+def _well_formed_session(payload: dict[str, Any], text: str | None) -> SessionEvent | None:
+    """The common case checked in one pass (exact JSON types); None sends the record to the checks that name faults."""
+    session_id, number = payload.get("session_id"), payload.get("customer_number")
+    city, country = payload.get("city"), payload.get("country")
+    credit, history = payload.get("credit_limit"), payload.get("browse_history")
+    if not (type(session_id) is str and type(number) is int and type(city) is str and type(country) is str
+            and (type(credit) is int or (type(credit) is float and math.isfinite(credit)))
+            and type(history) is list and history):
+        return None
+    items = []
+    for entry in history:
+        if type(entry) is not dict:
+            return None
+        code, quantity, in_cart = entry.get("product_code"), entry.get("quantity"), entry.get("in_shopping_cart")
+        if not (type(code) is str and code.strip() and type(quantity) is str and quantity.isascii()
+                and quantity.isdigit() and type(in_cart) is bool):
+            return None
+        items.append(HistoryItem(code, quantity, in_cart))
+    return SessionEvent(session_id, number, city, country, float(credit), tuple(items), payload, text)
+
+
 def parse_session(payload: Any, text: str | None = None) -> SessionEvent:
     """Validate one decoded event; raise `InvalidRecord` naming the first thing that is wrong."""
+    if type(payload) is dict:
+        session = _well_formed_session(payload, text)
+        if session is not None:
+            return session
+    return checked_session(payload, text)
+
+
+def checked_session(payload: Any, text: str | None = None) -> SessionEvent:
+    """Field-by-field validation that names the first fault (the slow path; `parse_session` tries the fast one first,
+    and the two must agree: tests/unit/test_transformation.py proves it on arbitrary payloads)."""
     if not isinstance(payload, dict):
         raise InvalidRecord(f"the record must be a JSON object, got {type(payload).__name__}")
     session_id = _require(payload, "session_id", str, "a string")

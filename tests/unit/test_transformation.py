@@ -341,3 +341,14 @@ def test_a_delivered_record_is_always_one_json_line_equal_to_the_input_plus_our_
         k: v for k, v in expected.items() if k not in ("recommended_items", "similar_items")}
     assert len(delivered["recommended_items"]) == 2 and delivered["recommended_items"] != ["stale"]
     assert delivered["similar_items"]["product_code"] == CATALOGUE[5]
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.one_of(sessions, broken_sessions(), json_values))
+def test_the_fast_path_accepts_exactly_what_the_field_by_field_checks_accept(payload: Any) -> None:
+    try:
+        expected: Any = firehose.checked_session(payload)
+    except firehose.InvalidRecord:
+        expected = None
+    fast = firehose._well_formed_session(payload, None) if type(payload) is dict else None
+    assert fast == expected
