@@ -132,7 +132,7 @@ def _install_lambda_logging(request_filter: _RequestIdFilter) -> None:
     logging.getLogger().addHandler(handler)
 
 
-def _load_handler(code_dir: str, handler: str) -> Any:
+def _load_handler(handler: str) -> Any:
     module_name, _, function_name = handler.rpartition(".")
     if not module_name or not function_name:
         raise _InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': not enough values to unpack")
@@ -169,11 +169,11 @@ def _flush_logs() -> None:
     sys.stderr.flush()
 
 
-def serve(code_dir: str, handler: str, requests: BinaryIO, replies: BinaryIO) -> int:
+def serve(handler: str, requests: BinaryIO, replies: BinaryIO) -> int:
     request_filter = _RequestIdFilter()
     _install_lambda_logging(request_filter)
     try:
-        function = _load_handler(code_dir, handler)
+        function = _load_handler(handler)
     except _InitError as exc:
         print(f"[ERROR] {exc.error_type}: {exc}", flush=True)
         write_message(replies, {"type": "init_error", "error": exc.as_error()})
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.modules.pop("harness", None)
 
     with os.fdopen(read_fd, "rb", buffering=0) as requests, os.fdopen(write_fd, "wb", buffering=0) as replies:
-        return serve(args.code_dir, args.handler, requests, replies)
+        return serve(args.handler, requests, replies)
 
 
 if __name__ == "__main__":
