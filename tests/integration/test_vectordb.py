@@ -589,3 +589,34 @@ def test_user_ids_must_be_plain_int4_numbers(bad_id: str) -> None:
     row = '"[' + ",".join(["0.5"] * DIM) + ']"'
     with pytest.raises(EmbeddingsFileError, match=r"row 2 \(line 3\): id .* is not an integer user id"):
         list(vectordb.parse_embeddings(["id,embedding", f"7,{row}", f"{bad_id},{row}"], id_type="int", source="u"))
+
+
+# Property checks of the reader: whatever the file holds, the outcome is either rows that round-trip exactly or an
+# EmbeddingsFileError (never another exception, which would reach the user as a stack trace).
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Printable, no separators: what a product code can be (letters, digits, punctuation, symbols).
+_ID_ALPHABET = st.characters(categories=("L", "N", "P", "S"), exclude_characters=',"', max_codepoint=0x2FF)
+_FLOAT32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.text(_ID_ALPHABET, min_size=1, max_size=12),
+                       st.lists(_FLOAT32, min_size=DIM, max_size=DIM), min_size=1, max_size=30),
+       st.integers(min_value=1, max_value=7))
+def test_well_formed_files_round_trip_exactly_in_any_chunking(rows: dict[str, list[float]], chunk_rows: int) -> None:
+    lines = ["id,embedding"] + [f'{i},"[{",".join(repr(v) for v in vec)}]"' for i, vec in rows.items()]
+    chunks = list(vectordb.parse_embeddings(lines, id_type="varchar", source="f", chunk_rows=chunk_rows))
+    assert [i for c in chunks for i in c.ids] == list(rows)
+    np.testing.assert_array_equal(np.vstack([c.vectors for c in chunks]), np.array(list(rows.values()), np.float32))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=80), max_size=6),
+       st.sampled_from(["varchar", "int"]))
+def test_arbitrary_lines_give_rows_or_an_embeddings_file_error_never_a_crash(lines: list[str], id_type: str) -> None:
+    try:
+        list(vectordb.parse_embeddings(["id,embedding", *lines], id_type=id_type, source="f"))  # type: ignore[arg-type]
+    except EmbeddingsFileError:
+        pass
