@@ -363,6 +363,22 @@ class StagedRun:
             source = {"Bucket": self.s3_location.bucket, "Key": f"{self.s3_location.prefix}{relative}"}
             self.s3.copy_object(CopySource=source, Bucket=target.bucket, Key=destination)
 
+    def remove_leftovers(self) -> list[str]:
+        """Delete what runs killed before their own cleanup left next to this run's staging area; returns them."""
+        if self.local_dir is not None:
+            import shutil
+
+            others = [p for p in self.local_dir.parent.glob("*") if p.is_dir() and p.name != self.local_dir.name]
+            for other in others:
+                shutil.rmtree(other, ignore_errors=True)
+            return [str(p) for p in others]
+        assert self.s3_location is not None
+        root = S3Location(self.s3_location.bucket, self.s3_location.prefix.rstrip("/").rpartition("/")[0] + "/")
+        own = self.s3_location.prefix[len(root.prefix) :]
+        leftovers = [k for k in list_keys(self.s3, root) if not k.startswith(own)]
+        delete_keys(self.s3, root.bucket, [f"{root.prefix}{k}" for k in leftovers])
+        return sorted({f"{root.uri}{k.partition('/')[0]}/" for k in leftovers})
+
     def remove(self) -> None:
         if self.local_dir is not None:
             import shutil
@@ -492,6 +508,8 @@ def run_job(read_table: Callable[[str], DataFrame], settings: JobSettings, stage
             glue: Any) -> RunResult:
     sources: dict[str, DataFrame] = {}
     try:
+        for leftover in staged.remove_leftovers():
+            LOG.warning("removed the staging area %s of an earlier run that did not finish", leftover)
         _stage("read", f"reading {', '.join(SOURCE_TABLES)}")
         for table in SOURCE_TABLES:
             try:
@@ -555,9 +573,9 @@ def _argument(argv: Sequence[str], name: str) -> str | None:
 
 def run_on_glue(argv: Sequence[str]) -> RunResult:
     import boto3
-    from awsglue.context import GlueContext  # type: ignore[import-not-found]
-    from awsglue.job import Job  # type: ignore[import-not-found]
-    from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+    from awsglue.context import GlueContext  # type: ignore[import-not-found,unused-ignore]
+    from awsglue.job import Job  # type: ignore[import-not-found,unused-ignore]
+    from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found,unused-ignore]
     from pyspark.context import SparkContext
 
     # argv[0] is the script, as in sys.argv: getResolvedOptions skips it.
@@ -658,8 +676,11 @@ def run_locally(argv: Sequence[str]) -> RunResult:
 
 def main(argv: Sequence[str]) -> int:
     """`argv` as `sys.argv`: the script's path first. Local mode when `--jdbc_url` is given, Glue otherwise."""
-    logging.basicConfig(stream=sys.stdout, level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    level = os.environ.get("LOG_LEVEL", "INFO")
+    # On Glue the root logger may already be configured (then basicConfig does nothing): the job's own level still
+    # has to let the stage, counts and summary lines through.
+    logging.basicConfig(stream=sys.stdout, level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    LOG.setLevel(level)
     local = _argument(argv, "jdbc_url") is not None
     try:
         run_locally(argv) if local else run_on_glue(argv)

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from harness import state as st
 
-JobRunState = Literal["SUCCEEDED", "FAILED", "TIMEOUT"]
+JobRunState = Literal["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"]
 REGION = "us-east-1"
 # moto accepts any credentials; these say plainly that they are not real ones.
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -305,8 +305,15 @@ def run_job(endpoint: AwsEndpoint, job_name: str, state_dir: Path, *, on_stage: 
         spark_work = work / "spark"
         spark_work.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        state, error, summary = _execute(argv, child_environment(endpoint, source), spark_work, log_path,
-                                         job.timeout_minutes * 60, on_stage)
+        try:
+            state, error, summary = _execute(argv, child_environment(endpoint, source), spark_work, log_path,
+                                             job.timeout_minutes * 60, on_stage)
+        except KeyboardInterrupt:
+            # The child is already killed (_execute's finally); the record must not say RUNNING forever.
+            record.JobRunState, record.ErrorMessage = "STOPPED", "stopped by the user (Ctrl-C)"
+            record.CompletedOn, record.ExecutionTime = _now(), int(time.monotonic() - started)
+            save_record(state_dir, record)
+            raise
         record.JobRunState = state
         record.ErrorMessage = error
         record.Summary = summary

@@ -63,6 +63,11 @@ def run_command(
             progress.stop()
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print("[yellow]ETL run stopped[/yellow]: the previous output is unchanged unless it was publishing "
+                          "(then the next run completes it)")
+            raise typer.Exit(130) from None
 
     if record.JobRunState != "SUCCEEDED" or record.Summary is None:
         console.print(f"[red]ETL run {record.Id} {record.JobRunState}[/red]: {record.ErrorMessage}")
