@@ -104,9 +104,12 @@ def read_ratings(path: Path) -> list[dict[str, Any]]:
         raise TrainingDataError(f"training input {path} lacks columns {', '.join(missing)}; "
                                 f"it has {', '.join(table.column_names)}. Is this the ETL output?")
     rows = table.select(list(REQUIRED_COLUMNS)).to_pylist()
-    if not rows:
-        raise TrainingDataError(f"training input {path} has no rows; seed the source and run the ETL again")
-    return rows
+    # The ETL drops invalid ratings already; a row without its keys or rating cannot be trained on either way.
+    usable = [r for r in rows if all(r[c] is not None for c in ("customerNumber", "productCode", "productRating"))]
+    if not usable:
+        raise TrainingDataError(f"training input {path} has no rows with a customer, a product and a rating "
+                                f"({len(rows)} rows in all); seed the source and run the ETL again")
+    return usable
 
 
 def download_prefix(s3: Any, bucket: str, prefix: str, target: Path) -> int:
