@@ -263,6 +263,15 @@ def run_program(
     return context.run(_run_in_fresh_context, stack, dict(config), mocks, project, build)
 
 
+def _forget_pending_outputs() -> None:
+    # Pulumi keeps output tasks in a process-wide set; a failed run leaves tasks bound to its closed loop there, and
+    # the next run would wait on them.
+    from pulumi.runtime.settings import SETTINGS
+
+    with SETTINGS.lock:
+        SETTINGS.outputs.clear()
+
+
 def _run_in_fresh_context(
     stack: str,
     config: dict[str, str],
@@ -276,6 +285,7 @@ def _run_in_fresh_context(
     logger.propagate = False
     handler = _CollectingHandler()
     logger.addHandler(handler)
+    _forget_pending_outputs()
     try:
         pulumi.runtime.set_all_config(config, [])
         monitor = _RecordingMonitor(mocks)
@@ -299,6 +309,7 @@ def _run_in_fresh_context(
         return ProgramRun(project=project, stack=stack, resources=list(monitor.recorded), outputs=outputs,
                           calls=list(monitor.calls), warnings=list(handler.messages))
     finally:
+        _forget_pending_outputs()
         logger.removeHandler(handler)
         asyncio.set_event_loop(None)
         loop.close()

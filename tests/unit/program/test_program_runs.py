@@ -87,3 +87,21 @@ def test_runs_in_one_process_do_not_see_each_other(run: ProgramRunner) -> None:
     assert all(r.urn.startswith("urn:pulumi:dev-a::recsys::") for r in first.resources)
     assert all(r.urn.startswith("urn:pulumi:dev-b::recsys::") for r in second.resources)
     assert len(first.resources) == len(second.resources)
+
+
+def test_a_run_that_fails_half_way_does_not_break_the_next_run(run: ProgramRunner) -> None:
+    import pytest
+
+    from harness.program import RecordingMocks, run_program
+
+    class DatabaseCreationFails(RecordingMocks):
+        def new_resource(self, args):  # type: ignore[no-untyped-def]
+            if args.typ == "aws:rds/instance:Instance":
+                raise RuntimeError("the database could not be created")
+            return super().new_resource(args)
+
+    with pytest.raises(RuntimeError, match="could not be created"):
+        run_program("dev", {}, DatabaseCreationFails())
+    # Without clearing Pulumi's process-wide pending outputs this run fails with "Event loop is closed".
+    assert run("dev", {"prefix": "after-failure"}, fresh=True).outputs["glue_job_name"].value == \
+        "after-failure-dev-etl-job"
