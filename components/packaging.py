@@ -146,6 +146,8 @@ def dependency_layer(
         return PackagedCode(cached, base64.b64encode(hashlib.sha256(content).digest()).decode())
 
     cached.parent.mkdir(parents=True, exist_ok=True)
+    pulumi.log.info(f"building the Lambda dependency layer for {architecture} with pip (once; cached in "
+                    f"{cached.parent})")
     with tempfile.TemporaryDirectory(dir=cached.parent) as scratch:
         target = Path(scratch) / "python"
         result = run_pip(pip_command(requirements, target, architecture))
