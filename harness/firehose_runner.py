@@ -713,7 +713,12 @@ class FirehoseRunner:
     def _load_state(self) -> None:
         if self.state_path is None or not self.state_path.exists():
             return
-        saved = json.loads(self.state_path.read_text())
+        try:
+            saved = json.loads(self.state_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            # Written atomically, so this is damage from outside: start from the stream's beginning, say so.
+            self.last_error = f"ignored unreadable checkpoint file {self.state_path}: {exc}"
+            return
         if saved.get("source_stream_arn") != self.config.source_stream_arn:
             return  # a different source (the stack was re-created): start from its beginning
         for shard_id, checkpoint in (saved.get("checkpoints") or {}).items():

@@ -441,3 +441,16 @@ def test_an_unsupported_delivery_stream_is_refused_when_the_runner_starts(stack:
     description = s.firehose.describe_delivery_stream(DeliveryStreamName=s.delivery)
     with pytest.raises(fr.FirehoseConfigError, match="dynamic partitioning is not emulated"):
         fr.FirehoseRunner(description, s.kinesis, s.s3, Processor(), FakeClock())
+
+
+def test_a_damaged_checkpoint_file_is_reported_and_the_stream_read_from_its_start(stack: Any, tmp_path: Path) -> None:
+    s = stack(processor={"BufferIntervalInSeconds": "0"}, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0})
+    state = tmp_path / "delivery.json"
+    state.write_text("{not json")
+    clock = FakeClock()
+    runner = s.runner(Processor(), clock, state_path=state)
+    assert runner.last_error is not None and "unreadable checkpoint file" in runner.last_error
+    s.put([b"a"])
+    drain(runner, clock)
+    assert s.delivered_lines() == [b"A"]
+    assert json.loads(state.read_text())["records_delivered"] == 1
