@@ -98,7 +98,7 @@ def aws(moto: MotoService, service: str) -> Any:
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def deployed_job(mariadb_service: MariaDBService, moto_service: MotoService) -> Iterator[DeployedJob]:
     """A seeded source database and the Glue job, connection, secret and buckets as the program creates them."""
     suffix = uuid.uuid4().hex[:8]
@@ -171,15 +171,29 @@ def as_rows(table: pa.Table) -> list[tuple[Any, ...]]:
     return sorted(tuple(row[c] for c in columns) for row in table.to_pylist())
 
 
-def test_the_output_equals_the_sql_join_with_one_partition_per_rated_customer_and_a_rerun_changes_nothing(
-    deployed_job: DeployedJob, mariadb_service: MariaDBService, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class FirstRun:
+    record: etl.JobRunRecord
+    stages: list[str]
+    state_dir: Path
+
+
+@pytest.fixture(scope="module")
+def first_run(deployed_job: DeployedJob, tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
+    """One successful run per module (Spark is the expensive part): both tests start from its output."""
     stages: list[str] = []
-
-    record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, tmp_path / "state",
+    state_dir = tmp_path_factory.mktemp("etl-state")
+    record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir,
                          on_stage=lambda stage, _detail: stages.append(stage))
-
     assert record.JobRunState == "SUCCEEDED", record.ErrorMessage
+    return FirstRun(record, stages, state_dir)
+
+
+def test_the_output_equals_the_sql_join_with_one_partition_per_rated_customer_and_a_rerun_changes_nothing(
+    deployed_job: DeployedJob, first_run: FirstRun, mariadb_service: MariaDBService, tmp_path: Path
+) -> None:
+    record, stages = first_run.record, first_run.stages
+
     conn = mariadb_service.connect(deployed_job.source_db)
     with conn.cursor() as cur:
         cur.execute(JOINED)
@@ -214,29 +228,30 @@ def test_the_output_equals_the_sql_join_with_one_partition_per_rated_customer_an
     partitions = glue.get_partitions(DatabaseName=deployed_job.database, TableName=TABLE)["Partitions"]
     assert sorted(int(p["Values"][0]) for p in partitions) == rated
 
-    second_record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, tmp_path / "state")
+    second_record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, first_run.state_dir)
 
     assert second_record.JobRunState == "SUCCEEDED", second_record.ErrorMessage
     assert as_rows(download(deployed_job, tmp_path / "second")) == expected
     assert sorted({k.split("/")[1] for k in published(deployed_job)}) == [f"customerNumber={n}" for n in rated]
     assert len(glue.get_partitions(DatabaseName=deployed_job.database, TableName=TABLE)["Partitions"]) == len(rated)
-    recorded = etl.load_record(tmp_path / "state", record.Id)
+    recorded = etl.load_record(first_run.state_dir, record.Id)
     assert (recorded.JobRunState, recorded.Arguments["--target_path"]) == (
         "SUCCEEDED", f"s3://{deployed_job.datalake}/{PREFIX}")
 
 
 def test_a_run_that_cannot_log_in_is_recorded_failed_with_the_error_and_keeps_the_previous_output(
-    deployed_job: DeployedJob, tmp_path: Path
+    deployed_job: DeployedJob, first_run: FirstRun
 ) -> None:
-    state_dir = tmp_path / "state"
-    assert etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir).JobRunState == "SUCCEEDED"
+    state_dir = first_run.state_dir
     before = published(deployed_job)
     secrets = deployed_job.endpoint.client("secretsmanager")
-    secret = json.loads(secrets.get_secret_value(SecretId=deployed_job.secret_name)["SecretString"])
+    original = secrets.get_secret_value(SecretId=deployed_job.secret_name)["SecretString"]
     secrets.put_secret_value(SecretId=deployed_job.secret_name,
-                             SecretString=json.dumps({**secret, "password": "rotated-elsewhere"}))
-
-    record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir)
+                             SecretString=json.dumps({**json.loads(original), "password": "rotated-elsewhere"}))
+    try:
+        record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir)
+    finally:
+        secrets.put_secret_value(SecretId=deployed_job.secret_name, SecretString=original)
 
     assert record.JobRunState == "FAILED"
     assert record.ErrorMessage is not None
