@@ -242,10 +242,10 @@ def wait_for_delivery(state_dir: Path, expected: int | None = None, timeout_s: f
 
 
 def produce_and_wait(state_dir: Path, events: int, rate: float | None = None, *,
-                     timeout_s: float = DEFAULT_TIMEOUT_S, seed: int | None = None,
+                     timeout_s: float = DEFAULT_TIMEOUT_S, seed: int | None = None, empty_history_rate: float = 0.0,
                      progress: Progress | None = None) -> dict[str, int]:
     """For `harness demo`: send, then wait; `{events_sent, records_delivered, records_failed, objects, ...}`."""
-    sent = produce(state_dir, events, rate, seed=seed, progress=progress)
+    sent = produce(state_dir, events, rate, seed=seed, empty_history_rate=empty_history_rate, progress=progress)
     result = wait_for_delivery(state_dir, sent, timeout_s)
     return {**result, "events_sent": sent}
 
