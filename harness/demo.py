@@ -143,6 +143,33 @@ def summarize_recommendation(record: Mapping[str, Any] | None) -> dict[str, Any]
     }
 
 
+def describe_products(state: st.State, items: list[dict[str, Any]]) -> None:
+    """Add each recommended product's name and line from the source database, so the sample reads as products."""
+    from harness.seed import SeedError, resolve_target
+
+    codes = [str(item.get("id")) for item in items]
+    if not codes:
+        return
+    try:
+        target = resolve_target(state, allow_external=True)
+    except SeedError:
+        return
+    import pymysql
+
+    conn = pymysql.connect(host=target.host, port=target.port, user=target.user, password=target.password,
+                           database=target.database, connect_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT productCode, productName, productLine FROM products WHERE productCode IN ("
+                        + ", ".join(["%s"] * len(codes)) + ")", codes)
+            found = {code: (name, line) for code, name, line in cur.fetchall()}
+    finally:
+        conn.close()
+    for item in items:
+        name, line = found.get(str(item.get("id")), (None, None))
+        item["name"], item["line"] = name, line
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # the run
 
@@ -238,6 +265,8 @@ def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int
                          "objects": int(field_of(delivered, "objects"))}
         latest = stage_function("harness.stream", "latest_record")
         report.sample_recommendation = summarize_recommendation(latest(state_dir))
+        if report.sample_recommendation:
+            describe_products(st.load_state(state_dir), report.sample_recommendation["recommended_items"])
         return (f"{sent} events sent, {report.stream['records_delivered']} delivered, "
                 f"{report.stream['records_failed']} failed, {report.stream['objects']} objects")
 
@@ -295,10 +324,13 @@ def print_report(report: DemoReport, report_path: Path, console: Console) -> Non
         recs = Table()
         recs.add_column("#", justify="right")
         recs.add_column("product")
+        recs.add_column("name")
+        recs.add_column("line")
         recs.add_column("score", justify="right")
         for rank, item in enumerate(sample["recommended_items"], start=1):
             score = item.get("score")
-            recs.add_row(str(rank), escape(str(item.get("id"))),
+            recs.add_row(str(rank), escape(str(item.get("id"))), escape(str(item.get("name") or "")),
+                         escape(str(item.get("line") or "")),
                          f"{score:.3f}" if isinstance(score, int | float) else escape(str(score)))
         console.print(recs)
 

@@ -22,7 +22,8 @@ def finished_report() -> demo.DemoReport:
     report.sample_recommendation = demo.summarize_recommendation({
         "session_id": "x", "customer_number": 478, "city": "Pasadena", "country": "USA", "credit_limit": 59811,
         "browse_history": [{"product_code": "S12_1108", "quantity": "7", "in_shopping_cart": True}],
-        "recommended_items": [{"id": "S18_3232", "score": 0.79}],
+        "recommended_items": [{"id": "S18_3232", "score": 0.79, "name": "1992 Ferrari 360 Spider red",
+                               "line": "Classic Cars"}],
         "similar_items": {"product_code": "S12_1108", "similar_items": [{"id": "S10_1949", "distance": 0.2}]},
     })
     return report
@@ -53,7 +54,7 @@ def test_the_printed_report_shows_the_recommendations_and_how_to_explore_and_sto
     demo.print_report(finished_report(), tmp_path / "demo-report.json", console)
     text = console.export_text()
     assert "recommendations for customer 478 (Pasadena, USA)" in text
-    assert "S18_3232" in text and "0.790" in text
+    assert "S18_3232" in text and "0.790" in text and "1992 Ferrari 360 Spider red" in text
     assert "0.710 (0.950)" in text
     assert 'eval "$(python -m harness env)"' in text
     assert "python -m harness output --show-secrets" in text
