@@ -84,7 +84,7 @@ class MlArtifacts(pulumi.ComponentResource):
                 SecureBucketArgs(
                     pulumi.Output.from_input(args.account_id).apply(
                         lambda account: args.namer.bucket(account, args.region, "ml-artifacts")),
-                    args.ephemeral),
+                    args.ephemeral, args.namer.tags),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.bucket_id = created.id

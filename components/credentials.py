@@ -50,7 +50,7 @@ def credentials_secret(
     """The secret and its value; depend on the value (not the secret) before anything reads it."""
     child = pulumi.ResourceOptions(parent=parent)
     secret = aws.secretsmanager.Secret(
-        name,
+        name, tags=namer.tags,
         name=namer(purpose, "secret"),
         description=f"recsys {purpose} credentials (RDS-style JSON)",
         # Ephemeral stacks delete at once, so a re-created stack can reuse the name; others keep a recovery window.

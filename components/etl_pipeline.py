@@ -52,10 +52,10 @@ class EtlPipeline(pulumi.ComponentResource):
             return pulumi.Output.from_input(args.account_id).apply(lambda account: namer.bucket(account, args.region,
                                                                                                 purpose))
 
-        self.data_lake = SecureBucket(f"{name}-datalake", SecureBucketArgs(bucket_name("datalake"), args.ephemeral),
-                                      opts=child)
-        self.scripts = SecureBucket(f"{name}-scripts", SecureBucketArgs(bucket_name("scripts"), args.ephemeral),
-                                    opts=child)
+        self.data_lake = SecureBucket(
+            f"{name}-datalake", SecureBucketArgs(bucket_name("datalake"), args.ephemeral, namer.tags), opts=child)
+        self.scripts = SecureBucket(
+            f"{name}-scripts", SecureBucketArgs(bucket_name("scripts"), args.ephemeral, namer.tags), opts=child)
 
         if not GLUE_SCRIPT.is_file():
             raise pulumi.RunError(f"the Glue script {GLUE_SCRIPT} is missing; the Glue job deploys that file")
@@ -75,9 +75,11 @@ class EtlPipeline(pulumi.ComponentResource):
         self.script_location = pulumi.Output.concat("s3://", script.bucket, "/", script.key)
 
         database = aws.glue.CatalogDatabase(f"{name}-catalog", name=namer("catalog", "glue-database"),
-                                            description="recsys training data (ratings_ml_training)", opts=child)
+                                            description="recsys training data (ratings_ml_training)", tags=namer.tags,
+                                            opts=child)
         connection = aws.glue.Connection(
             f"{name}-source-connection",
+            tags=namer.tags,
             name=namer("source-connection", "glue"),
             connection_type="JDBC",
             # Credentials come from Secrets Manager (SECRET_ID), never plaintext connection properties.
@@ -99,9 +101,10 @@ class EtlPipeline(pulumi.ComponentResource):
 
         job_name = namer("etl-job", "glue")
         log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws-glue/jobs/{job_name}",
-                                            retention_in_days=args.log_retention_days, opts=child)
+                                            retention_in_days=args.log_retention_days, tags=namer.tags, opts=child)
         role = aws.iam.Role(
             f"{name}-role",
+            tags=namer.tags,
             name=namer("glue-job", "iam-role"),
             assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: policies.to_json(policies.assume_role_policy("glue.amazonaws.com", account))),
@@ -118,7 +121,7 @@ class EtlPipeline(pulumi.ComponentResource):
             opts=child,
         )
         self.job = aws.glue.Job(
-            name,
+            name, tags=namer.tags,
             name=job_name,
             role_arn=role.arn,
             glue_version=defaults.GLUE_VERSION,
@@ -145,6 +148,7 @@ class EtlPipeline(pulumi.ComponentResource):
         if args.config.schedule is not None:
             aws.glue.Trigger(
                 f"{name}-schedule",
+                tags=namer.tags,
                 name=namer("etl-schedule", "glue"),
                 type="SCHEDULED",
                 schedule=args.config.schedule,

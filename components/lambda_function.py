@@ -78,9 +78,10 @@ class PythonFunction(pulumi.ComponentResource):
         package = packaging.function_package(args.handler_module)
 
         log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/lambda/{function_name}",
-                                            retention_in_days=args.log_retention_days, opts=child)
+                                            retention_in_days=args.log_retention_days, tags=args.namer.tags, opts=child)
         role = aws.iam.Role(
             f"{name}-role",
+            tags=args.namer.tags,
             name=args.namer(args.purpose, "iam-role"),
             assume_role_policy=policies.to_json(policies.assume_role_policy("lambda.amazonaws.com")),
             opts=child,
@@ -97,7 +98,7 @@ class PythonFunction(pulumi.ComponentResource):
         )
         environment = {"POWERTOOLS_SERVICE_NAME": args.purpose, "LOG_LEVEL": defaults.LOG_LEVEL, **args.environment}
         self.function = aws.lambda_.Function(
-            name,
+            name, tags=args.namer.tags,
             name=function_name,
             description=args.description,
             role=role.arn,

@@ -77,6 +77,11 @@ class Namer:
         self.prefix = prefix
         self.stack = stack
 
+    @property
+    def tags(self) -> dict[str, str]:
+        """On every taggable resource: find and cost a stack's resources in the console and the bill."""
+        return {"project": "recsys", "recsys-prefix": self.prefix, "recsys-stack": self.stack, "managed-by": "pulumi"}
+
     def __call__(self, purpose: str, kind: NameKind) -> str:
         return physical_name(self.prefix, self.stack, purpose, kind)
 

@@ -16,6 +16,11 @@ from components.naming import Namer
 INTERFACE_ENDPOINT_SERVICES = ("secretsmanager", "logs", "glue", "kinesis-streams", "sts")
 
 
+def name_tags(namer: Namer, purpose: str) -> dict[str, str]:
+    # EC2 shows the Name tag as the resource's name in the console.
+    return {**namer.tags, "Name": namer(purpose, "glue")}
+
+
 def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
     """The first `count` equal subnets of the VPC, each a sixteenth of it (never smaller than /28)."""
     network = ipaddress.ip_network(vpc_cidr)
@@ -63,6 +68,7 @@ class Network(pulumi.ComponentResource):
         # Lambdas reach the databases and AWS APIs; nothing reaches them (Function URLs do not use the VPC).
         self.lambda_security_group = aws.ec2.SecurityGroup(
             f"{name}-lambda-sg",
+            tags=args.namer.tags,
             name=args.namer("lambda", "security-group"),
             description="recsys Lambda functions: no ingress, egress to the VPC and HTTPS",
             vpc_id=self.vpc_id,
@@ -81,6 +87,7 @@ class Network(pulumi.ComponentResource):
         # Glue requires a security group that admits all TCP from itself (its workers talk to each other).
         self.glue_security_group = aws.ec2.SecurityGroup(
             f"{name}-glue-sg",
+            tags=args.namer.tags,
             name=args.namer("glue", "security-group"),
             description="recsys Glue job: self-referencing, egress to the VPC and HTTPS",
             vpc_id=self.vpc_id,
@@ -115,7 +122,7 @@ class Network(pulumi.ComponentResource):
         config = args.config
         zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=config.vpc_cidr, enable_dns_hostnames=True,
-                          enable_dns_support=True, tags={"Name": args.namer("vpc", "glue")}, opts=child)
+                          enable_dns_support=True, tags=name_tags(args.namer, "vpc"), opts=child)
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         count = defaults.AVAILABILITY_ZONE_COUNT
@@ -124,12 +131,12 @@ class Network(pulumi.ComponentResource):
         self.availability_zones = pulumi.Output.all(*zone_names)
 
         self.private_route_table = aws.ec2.RouteTable(f"{name}-private-rt", vpc_id=vpc.id,
-                                                      tags={"Name": args.namer("private", "glue")}, opts=child)
+                                                      tags=name_tags(args.namer, "private"), opts=child)
         private = []
         for index in range(count):
             subnet = aws.ec2.Subnet(f"{name}-private-{index}", vpc_id=vpc.id, cidr_block=cidrs[index],
                                     availability_zone=zone_names[index], map_public_ip_on_launch=False,
-                                    tags={"Name": args.namer(f"private-{index}", "glue")}, opts=child)
+                                    tags=name_tags(args.namer, f"private-{index}"), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{index}-rt", subnet_id=subnet.id,
                                           route_table_id=self.private_route_table.id, opts=child)
             private.append(subnet.id)
@@ -138,16 +145,16 @@ class Network(pulumi.ComponentResource):
         if not args.public_subnets:
             self.public_subnet_ids = pulumi.Output.from_input([])
             return
-        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
+        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=args.namer.tags, opts=child)
         public_route_table = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=vpc.id,
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=gateway.id)],
-            tags={"Name": args.namer("public", "glue")}, opts=child)
+            tags=name_tags(args.namer, "public"), opts=child)
         public = []
         for index in range(count):
             subnet = aws.ec2.Subnet(f"{name}-public-{index}", vpc_id=vpc.id, cidr_block=cidrs[count + index],
                                     availability_zone=zone_names[index], map_public_ip_on_launch=False,
-                                    tags={"Name": args.namer(f"public-{index}", "glue")}, opts=child)
+                                    tags=name_tags(args.namer, f"public-{index}"), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-public-{index}-rt", subnet_id=subnet.id,
                                           route_table_id=public_route_table.id, opts=child)
             public.append(subnet.id)
@@ -157,9 +164,10 @@ class Network(pulumi.ComponentResource):
         # Glue in a private subnet reads its script and writes the lake through this gateway endpoint.
         aws.ec2.VpcEndpoint(f"{name}-s3-endpoint", vpc_id=self.vpc_id, vpc_endpoint_type="Gateway",
                             service_name=f"com.amazonaws.{args.region}.s3",
-                            route_table_ids=[self.private_route_table.id], opts=child)
+                            route_table_ids=[self.private_route_table.id], tags=args.namer.tags, opts=child)
         endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg",
+            tags=args.namer.tags,
             name=args.namer("endpoints", "security-group"),
             description="recsys interface endpoints: HTTPS from the VPC",
             vpc_id=self.vpc_id,
@@ -170,4 +178,5 @@ class Network(pulumi.ComponentResource):
         for service in INTERFACE_ENDPOINT_SERVICES:
             aws.ec2.VpcEndpoint(f"{name}-{service}-endpoint", vpc_id=self.vpc_id, vpc_endpoint_type="Interface",
                                 service_name=f"com.amazonaws.{args.region}.{service}", private_dns_enabled=True,
-                                subnet_ids=self.private_subnet_ids, security_group_ids=[endpoint_sg.id], opts=child)
+                                subnet_ids=self.private_subnet_ids, security_group_ids=[endpoint_sg.id],
+                                tags=args.namer.tags, opts=child)

@@ -54,6 +54,7 @@ class SourceDatabase(pulumi.ComponentResource):
         else:
             security_group = aws.ec2.SecurityGroup(
                 f"{name}-sg",
+                tags=args.namer.tags,
                 name=args.namer("source-db", "security-group"),
                 description="recsys source MySQL: from the Glue job and the seeding/producer Lambdas only",
                 vpc_id=args.vpc_id,
@@ -63,11 +64,11 @@ class SourceDatabase(pulumi.ComponentResource):
                 opts=child,
             )
             subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", name=args.namer("source-db", "rds-subnet-group"),
-                                               subnet_ids=args.subnet_ids, opts=child)
+                                               subnet_ids=args.subnet_ids, tags=args.namer.tags, opts=child)
             self.password = generated_password(f"{name}-password", self)
             identifier = args.namer("source-db", "rds")
             instance = aws.rds.Instance(
-                name,
+                name, tags=args.namer.tags,
                 identifier=identifier,
                 engine="mysql",
                 engine_version=defaults.SOURCE_DB_ENGINE_VERSION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -15,6 +16,7 @@ class SecureBucketArgs:
     bucket_name: pulumi.Input[str]
     # Only ephemeral stacks may delete a bucket that still holds objects.
     force_destroy: bool
+    tags: Mapping[str, str]
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -28,7 +30,8 @@ class SecureBucket(pulumi.ComponentResource):
         super().__init__("recsys:storage:SecureBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.bucket = aws.s3.Bucket(name, bucket=args.bucket_name, force_destroy=args.force_destroy, opts=child)
+        self.bucket = aws.s3.Bucket(name, bucket=args.bucket_name, force_destroy=args.force_destroy,
+                                   tags=dict(args.tags), opts=child)
         public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=self.bucket.id,

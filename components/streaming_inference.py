@@ -92,6 +92,7 @@ class StreamingInference(pulumi.ComponentResource):
         else:
             stream = aws.kinesis.Stream(
                 f"{name}-stream",
+                tags=namer.tags,
                 name=namer("kinesis-data-stream", "kinesis"),
                 shard_count=config.kinesis_shard_count,
                 retention_period=defaults.KINESIS_RETENTION_HOURS,
@@ -106,7 +107,7 @@ class StreamingInference(pulumi.ComponentResource):
         recommendations = SecureBucket(
             f"{name}-recommendations",
             SecureBucketArgs(pulumi.Output.from_input(args.account_id).apply(
-                lambda account: namer.bucket(account, args.region, "recommendations")), args.ephemeral),
+                lambda account: namer.bucket(account, args.region, "recommendations")), args.ephemeral, namer.tags),
             opts=child,
         )
 
@@ -211,11 +212,12 @@ class StreamingInference(pulumi.ComponentResource):
         firehose = args.config.firehose
         stream_name = args.namer("delivery-stream", "firehose")
         log_group = aws.cloudwatch.LogGroup(f"{name}-delivery-logs", name=f"/aws/kinesisfirehose/{stream_name}",
-                                            retention_in_days=args.log_retention_days, opts=child)
+                                            retention_in_days=args.log_retention_days, tags=args.namer.tags, opts=child)
         log_stream = aws.cloudwatch.LogStream(f"{name}-delivery-log-stream", name="DestinationDelivery",
                                               log_group_name=log_group.name, opts=child)
         role = aws.iam.Role(
             f"{name}-delivery-role",
+            tags=args.namer.tags,
             name=args.namer("delivery-stream", "iam-role"),
             assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: policies.to_json(policies.assume_role_policy("firehose.amazonaws.com", account))),
@@ -237,6 +239,7 @@ class StreamingInference(pulumi.ComponentResource):
         ])
         delivery = aws.kinesis.FirehoseDeliveryStream(
             f"{name}-delivery-stream",
+            tags=args.namer.tags,
             name=stream_name,
             destination="extended_s3",
             kinesis_source_configuration=aws.kinesis.FirehoseDeliveryStreamKinesisSourceConfigurationArgs(
@@ -287,7 +290,7 @@ class StreamingInference(pulumi.ComponentResource):
         )
         assert args.producer.schedule is not None
         rule = aws.cloudwatch.EventRule(f"{name}-producer-schedule", name=args.namer("producer", "event-rule"),
-                                        schedule_expression=args.producer.schedule, opts=child)
+                                        schedule_expression=args.producer.schedule, tags=args.namer.tags, opts=child)
         aws.lambda_.Permission(f"{name}-producer-invoke", action="lambda:InvokeFunction", function=producer.name,
                                principal="events.amazonaws.com", source_arn=rule.arn, opts=child)
         aws.cloudwatch.EventTarget(f"{name}-producer-target", rule=rule.name, arn=producer.arn, opts=child)

@@ -48,6 +48,7 @@ class VectorDatabase(pulumi.ComponentResource):
                                                             description="CIDRs from recsys:vectorDbAllowedCidrs"))
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
+            tags=args.namer.tags,
             name=args.namer("vector-db", "security-group"),
             description="recsys vector DB: PostgreSQL from the Lambdas (and configured CIDRs only)",
             vpc_id=args.vpc_id,
@@ -55,11 +56,11 @@ class VectorDatabase(pulumi.ComponentResource):
             opts=child,
         )
         subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", name=args.namer("vector-db", "rds-subnet-group"),
-                                           subnet_ids=args.subnet_ids, opts=child)
+                                           subnet_ids=args.subnet_ids, tags=args.namer.tags, opts=child)
         self.password = generated_password(f"{name}-password", self)
         identifier = args.namer("vector-db", "rds")
         self.instance = aws.rds.Instance(
-            name,
+            name, tags=args.namer.tags,
             identifier=identifier,
             engine="postgres",
             engine_version=defaults.VECTOR_DB_ENGINE_VERSION,
@@ -87,6 +88,7 @@ class VectorDatabase(pulumi.ComponentResource):
         # The lab associated an s3Import role with no policy, so `aws_s3.table_import_from_s3` could not read.
         import_role = aws.iam.Role(
             f"{name}-s3-import-role",
+            tags=args.namer.tags,
             name=args.namer("vector-db-s3-import", "iam-role"),
             assume_role_policy=policies.to_json(policies.assume_role_policy("rds.amazonaws.com")),
             opts=child,

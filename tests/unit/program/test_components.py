@@ -189,3 +189,23 @@ def test_the_producer_exists_only_when_scheduled_and_writes_to_the_stream(run: P
     assert variables["EVENTS_PER_INVOCATION"] == "12"
     (rule,) = result.of_type("aws:cloudwatch/eventRule:EventRule")
     assert rule.plain_inputs["scheduleExpression"] == "rate(1 minute)"
+
+
+TAGGABLE = (
+    "aws:s3/bucket:Bucket", "aws:rds/instance:Instance", "aws:rds/subnetGroup:SubnetGroup", "aws:iam/role:Role",
+    "aws:lambda/function:Function", "aws:cloudwatch/logGroup:LogGroup", "aws:secretsmanager/secret:Secret",
+    "aws:kinesis/stream:Stream", "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream", "aws:glue/job:Job",
+    "aws:glue/connection:Connection", "aws:glue/catalogDatabase:CatalogDatabase", "aws:glue/trigger:Trigger",
+    "aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/routeTable:RouteTable",
+    "aws:ec2/internetGateway:InternetGateway", "aws:ec2/securityGroup:SecurityGroup", "aws:ec2/vpcEndpoint:VpcEndpoint",
+    "aws:cloudwatch/eventRule:EventRule",
+)
+
+
+def test_every_taggable_resource_names_its_project_and_stack(run: ProgramRunner) -> None:
+    result = run("dev", OPTIONAL_FEATURES)
+    tagged = [r for r in result.resources if r.type in TAGGABLE]
+    assert {r.type for r in tagged} == set(TAGGABLE)
+    for resource in tagged:
+        tags = resource.plain_inputs.get("tags", {})
+        assert tags.get("project") == "recsys" and tags.get("recsys-stack") == "dev", resource.urn
