@@ -90,6 +90,7 @@ class JobRunRecord:
     ErrorMessage: str | None = None
     Summary: dict[str, Any] | None = None
     LogPath: str | None = None
+    HarnessPid: int | None = None  # the process that runs it; a RUNNING record whose process is gone never finished
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -223,25 +224,49 @@ def save_record(state_dir: Path, record: JobRunRecord) -> Path:
     return path
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reconcile(record: JobRunRecord) -> JobRunRecord:
+    """A run still RUNNING on disk whose harness process is gone was killed before it could record its end."""
+    if record.JobRunState == "RUNNING" and record.HarnessPid is not None and not _pid_alive(record.HarnessPid):
+        record.JobRunState = "FAILED"
+        record.ErrorMessage = (f"the harness process (pid {record.HarnessPid}) that ran this job exited without "
+                               f"recording an end state (killed?); see {record.LogPath}")
+    return record
+
+
+def _read_record(path: Path) -> JobRunRecord:
+    return reconcile(JobRunRecord(**json.loads(path.read_text())))
+
+
 def load_record(state_dir: Path, run_id: str | None = None) -> JobRunRecord:
-    """A recorded run, or the latest one when `run_id` is None."""
+    """A recorded run by id or unique id prefix (`etl runs` shows short ids); the latest when `run_id` is None."""
     directory = runs_dir(state_dir)
+    paths = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
     if run_id is None:
-        candidates = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
-        if not candidates:
+        if not paths:
             raise EtlError(f"no ETL run recorded in {directory}; run `python -m harness etl run`")
-        path = candidates[-1]
-    else:
-        path = directory / f"{run_id}.json"
-        if not path.is_file():
-            raise EtlError(f"no ETL run {run_id!r} recorded in {directory} (`python -m harness etl runs` lists them)")
-    return JobRunRecord(**json.loads(path.read_text()))
+        return _read_record(paths[-1])
+    matches = [p for p in paths if p.stem == run_id] or [p for p in paths if p.stem.startswith(run_id)]
+    if not matches:
+        raise EtlError(f"no ETL run {run_id!r} recorded in {directory} (`python -m harness etl runs` lists them)")
+    if len(matches) > 1:
+        raise EtlError(f"{run_id!r} matches {len(matches)} runs; give more of the id")
+    return _read_record(matches[0])
 
 
 def list_records(state_dir: Path) -> list[JobRunRecord]:
     directory = runs_dir(state_dir)
     paths = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
-    return [JobRunRecord(**json.loads(p.read_text())) for p in paths]
+    return [_read_record(p) for p in paths]
 
 
 @contextlib.contextmanager
@@ -298,7 +323,7 @@ def run_job(endpoint: AwsEndpoint, job_name: str, state_dir: Path, *, on_stage: 
         log_path = st.logs_dir(state_dir) / f"etl-{run_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         record = JobRunRecord(Id=run_id, JobName=job_name, JobRunState="RUNNING", StartedOn=_now(),
-                              Arguments=dict(run_arguments), LogPath=str(log_path))
+                              Arguments=dict(run_arguments), LogPath=str(log_path), HarnessPid=os.getpid())
         save_record(state_dir, record)
         argv = [sys.executable, str(script_path),
                 *local_arguments(run_arguments, job_name, run_id, source, work / "staging")]

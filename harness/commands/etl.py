@@ -16,6 +16,7 @@ from harness import state as st
 console = Console(stderr=True)
 out = Console()
 
+SHORT_ID = 12
 STAGE_TITLES = {
     "read": "reading the source tables over JDBC",
     "transform": "joining ratings with customer and product features",
@@ -78,7 +79,7 @@ def run_command(
         return
     out.print(summary_table(record.Summary, record.Id))
     out.print(f"[green]SUCCEEDED[/green] in {record.ExecutionTime}s; "
-              f"`python -m harness etl get-run {record.Id}` shows the run")
+              f"`python -m harness etl get-run {record.Id[:SHORT_ID]}` shows the run")
 
 
 def runs_command() -> None:
@@ -87,16 +88,19 @@ def runs_command() -> None:
     if not records:
         console.print("no ETL runs recorded yet: `python -m harness etl run`")
         return
-    table = Table("run id", "state", "started", "seconds", "rows", "error")
+    # Short ids: `etl get-run` accepts any unique prefix of a run id.
+    table = Table("run id", "state", "started (UTC)", "seconds", "rows", "error")
+    table.columns[5].overflow = "fold"
     for r in records:
         colour = {"SUCCEEDED": "green", "RUNNING": "yellow"}.get(r.JobRunState, "red")
-        table.add_row(r.Id, f"[{colour}]{r.JobRunState}[/{colour}]", r.StartedOn, str(r.ExecutionTime),
-                      str(r.Summary["rows"]) if r.Summary else "", (r.ErrorMessage or "")[:80])
+        table.add_row(r.Id[:SHORT_ID], f"[{colour}]{r.JobRunState}[/{colour}]", r.StartedOn[:19].replace("T", " "),
+                      str(r.ExecutionTime), f"{r.Summary['rows']:,}" if r.Summary else "", r.ErrorMessage or "")
     out.print(table)
 
 
 def get_run_command(
-    run_id: Annotated[str | None, typer.Argument(help="A run id (default: the latest run).")] = None,
+    run_id: Annotated[str | None, typer.Argument(help="A run id or a unique prefix of one (default: the latest "
+                                                 "run).")] = None,
 ) -> None:
     """One run as `aws glue get-job-run` shows it (JobRunState, ErrorMessage, Arguments), plus the local summary."""
     try:

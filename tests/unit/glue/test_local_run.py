@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -116,3 +118,29 @@ def test_staging_left_by_killed_runs_is_removed_locally(etl: ModuleType, tmp_pat
     etl.StagedRun(None, local_dir=tmp_path / "jr_now").remove_leftovers()
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jr_now"]
+
+
+def test_a_run_is_found_by_a_unique_prefix_of_its_id_and_an_ambiguous_prefix_is_refused(tmp_path: Path) -> None:
+    for run_id in ("jr_abc1", "jr_abc2", "jr_def"):
+        local.save_record(tmp_path, local.JobRunRecord(Id=run_id, JobName="job", JobRunState="SUCCEEDED",
+                                                       StartedOn="2026-01-01T00:00:00+00:00", Arguments={}))
+
+    assert local.load_record(tmp_path, "jr_d").Id == "jr_def"
+    with pytest.raises(local.EtlError, match="'jr_abc' matches 2 runs; give more of the id"):
+        local.load_record(tmp_path, "jr_abc")
+
+
+def test_a_run_left_running_by_a_process_that_is_gone_reads_as_failed(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])  # reaped by wait(): its pid no longer names a process
+    gone.wait()
+    local.save_record(tmp_path, local.JobRunRecord(Id="jr_killed", JobName="job", JobRunState="RUNNING",
+                                                   StartedOn="2026-01-01T00:00:00+00:00", Arguments={},
+                                                   HarnessPid=gone.pid))
+    local.save_record(tmp_path, local.JobRunRecord(Id="jr_live", JobName="job", JobRunState="RUNNING",
+                                                   StartedOn="2026-01-01T00:00:00+00:00", Arguments={},
+                                                   HarnessPid=os.getpid()))
+
+    killed = local.load_record(tmp_path, "jr_killed")
+    assert killed.JobRunState == "FAILED"
+    assert f"(pid {gone.pid}) that ran this job exited without recording an end state" in (killed.ErrorMessage or "")
+    assert local.load_record(tmp_path, "jr_live").JobRunState == "RUNNING"
