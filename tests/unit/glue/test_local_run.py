@@ -144,3 +144,24 @@ def test_a_run_left_running_by_a_process_that_is_gone_reads_as_failed(tmp_path: 
     assert killed.JobRunState == "FAILED"
     assert f"(pid {gone.pid}) that ran this job exited without recording an end state" in (killed.ErrorMessage or "")
     assert local.load_record(tmp_path, "jr_live").JobRunState == "RUNNING"
+
+
+def test_on_glue_a_run_staged_on_s3_is_copied_into_the_table_prefix_and_its_staging_removed(
+    etl: ModuleType, aws: dict[str, Any]
+) -> None:
+    s3, bucket = aws["s3"], aws["bucket"]
+    target = etl.parse_s3_uri(f"s3://{bucket}/ratings-ml-training/")
+    staged = etl.StagedRun(s3, s3_location=etl.staging_location(target, "jr_new"))
+    for key, body in (("customerNumber=103/part-new.snappy.parquet", b"new-103"), ("_SUCCESS", b"")):
+        s3.put_object(Bucket=bucket, Key=f"{staged.s3_location.prefix}{key}", Body=body)
+    for key in ("customerNumber=103/part-old.snappy.parquet", "customerNumber=999/part-old.snappy.parquet"):
+        s3.put_object(Bucket=bucket, Key=f"ratings-ml-training/{key}", Body=b"old")
+
+    plan = etl.plan_publish(etl.list_keys(s3, target), staged.keys())
+    etl.apply_publish(s3, plan, staged, target)
+    staged.remove()
+
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["ratings-ml-training/customerNumber=103/part-new.snappy.parquet"]
+    body = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
+    assert body == b"new-103"
