@@ -158,6 +158,7 @@ def ensure_services(state_dir: Path) -> tuple[svc.RunningServices, bool]:
             return running, True
         down = ", ".join(name for name, ok in healthy.items() if not ok)
         console.print(f"[yellow]recorded services not all healthy ({down}): restarting them[/yellow]")
+        _stop_daemon(state_dir, with_databases=not healthy["moto"])
         _stop_quietly(running)
 
         def forget_aws(s: st.State) -> None:
@@ -172,6 +173,21 @@ def ensure_services(state_dir: Path) -> tuple[svc.RunningServices, bool]:
         running = svc.start_all(st.data_dir(state_dir), st.logs_dir(state_dir))
     st.update_state(state_dir, lambda s: s.update(services=running.to_dict()))
     return running, False
+
+
+def _stop_daemon(state_dir: Path, *, with_databases: bool) -> bool:
+    """Stop the daemon (it holds the old services' addresses; the next deploy starts it again). With `with_databases`
+    also the local servers that stand for the program's RDS instances: when moto's state is gone, so are they."""
+    if importlib.util.find_spec("harness.daemon") is None:
+        return False
+    daemon = importlib.import_module("harness.daemon")
+    if with_databases and hasattr(daemon, "stop"):
+        daemon.stop(state_dir)
+        return True
+    if hasattr(daemon, "stop_daemon"):
+        daemon.stop_daemon(state_dir)
+        return True
+    return False
 
 
 def _stop_quietly(running: svc.RunningServices) -> None:
@@ -245,11 +261,8 @@ def bring_down(state_dir: Path) -> list[str]:
     """Stop the daemon and the services, delete the databases' data and the recorded state (logs are kept)."""
     stopped: list[str] = []
     state = st.load_state(state_dir)
-    if importlib.util.find_spec("harness.daemon") is not None:
-        daemon = importlib.import_module("harness.daemon")
-        if hasattr(daemon, "stop"):
-            daemon.stop(state_dir)
-            stopped.append("daemon")
+    if _stop_daemon(state_dir, with_databases=True):
+        stopped.append("daemon")
     running = recorded_services(state)
     if running is not None:
         _stop_quietly(running)
