@@ -263,11 +263,13 @@ def test_the_daemon_speaks_the_lambda_invoke_api_and_forwards_the_rest_to_moto(d
     role = deployed.client("iam").get_role(RoleName=deployed.client("iam").list_roles()["Roles"][0]["RoleName"])
     package = io.BytesIO()
     with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("echo.py", "def handler(event, context):\n"
+        archive.writestr("echo.py", "import os\n"
+                                    "def handler(event, context):\n"
                                     "    print('echo', event)\n"
                                     "    if event.get('fail'):\n"
                                     "        raise RuntimeError('asked to fail')\n"
-                                    "    return {'echo': event, 'function': context.function_name}\n")
+                                    "    return {'echo': event, 'function': context.function_name,\n"
+                                    "            'greeting': os.environ.get('GREETING')}\n")
     lambda_client.create_function(FunctionName="engine-test-echo", Runtime="python3.12", Handler="echo.handler",
                                   Role=role["Role"]["Arn"], Code={"ZipFile": package.getvalue()}, Timeout=10)
 
@@ -276,7 +278,7 @@ def test_the_daemon_speaks_the_lambda_invoke_api_and_forwards_the_rest_to_moto(d
     queued = lambda_client.invoke(FunctionName="engine-test-echo", Payload=b'{"n": 2}', InvocationType="Event")
 
     assert ok["StatusCode"] == 200 and "FunctionError" not in ok
-    assert json.loads(ok["Payload"].read()) == {"echo": {"n": 1}, "function": "engine-test-echo"}
+    assert json.loads(ok["Payload"].read()) == {"echo": {"n": 1}, "function": "engine-test-echo", "greeting": None}
     assert "echo {'n': 1}" in base64.b64decode(ok["LogResult"]).decode()
     assert failed["FunctionError"] == "Unhandled"
     assert json.loads(failed["Payload"].read())["errorMessage"] == "asked to fail"
@@ -284,6 +286,10 @@ def test_the_daemon_speaks_the_lambda_invoke_api_and_forwards_the_rest_to_moto(d
     assert lambda_client.get_function(FunctionName="engine-test-echo")["Configuration"]["Handler"] == "echo.handler"
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.invoke(FunctionName="engine-test-missing", Payload=b"{}")
+    lambda_client.update_function_configuration(FunctionName="engine-test-echo",
+                                                Environment={"Variables": {"GREETING": "hello"}})
+    reconfigured = lambda_client.invoke(FunctionName="engine-test-echo", Payload=b"{}")
+    assert json.loads(reconfigured["Payload"].read())["greeting"] == "hello"
     log = (deployed.state_dir / "logs" / "engine-test-echo.log")
     deadline = time.monotonic() + 30
     while "echo {'n': 2}" not in log.read_text() and time.monotonic() < deadline:
