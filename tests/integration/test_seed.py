@@ -237,7 +237,14 @@ def test_the_seeder_lambda_seeds_from_its_environment_and_secret(
     query(mariadb_service, "DROP DATABASE seeder_check")
 
 
-def test_harness_seed_writes_the_stacks_source_database(local_stack: Any) -> None:
+@pytest.fixture
+def restores_default_source(local_stack: Any) -> Iterator[None]:
+    """Other tests on the shared stack expect the data `up` seeded (scale 1, the default seed): put it back."""
+    yield
+    local_stack.run("seed", "--scale", "1", "--seed", str(cm.DEFAULT_SEED))
+
+
+def test_harness_seed_writes_the_stacks_source_database(local_stack: Any, restores_default_source: None) -> None:
     local_stack.run("seed", "--scale", "1", "--seed", "9")
     conn = pymysql_connect_source(local_stack)
     try:
@@ -246,6 +253,8 @@ def test_harness_seed_writes_the_stacks_source_database(local_stack: Any) -> Non
             assert cur.fetchone() == (122,)
             cur.execute("SELECT COUNT(*) FROM ratings")
             assert cur.fetchone() == (cm.generate(1, 9).counts()["ratings"],)
+            cur.execute("SELECT productCode FROM products ORDER BY productCode LIMIT 1")
+            assert cur.fetchone() == (min(p[0] for p in cm.generate(1, 9).tables["products"]),)
     finally:
         conn.close()
 
