@@ -229,6 +229,17 @@ def bring_up(state_dir: Path, stack: str = "local", source_url: str | None = Non
         check_source(parsed)
         source = parsed.as_state()
 
+    if engine_available():
+        # A missing or broken Pulumi.<stack>.yaml is the user's to fix: say so before starting anything.
+        import pulumi
+
+        from harness.program import read_stack_config
+
+        try:
+            read_stack_config(stack)
+        except (pulumi.RunError, ValueError) as err:
+            raise StackError(str(err)) from None
+
     running, attached = ensure_services(state_dir)
 
     def record(s: st.State) -> None:

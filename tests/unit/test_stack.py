@@ -76,3 +76,15 @@ def test_env_before_any_deploy_points_at_the_stacks_own_servers(tmp_path: Path) 
     assert (exported["PGPORT"], exported["PGUSER"], exported["PGPASSWORD"]) == ("5002", "postgres", "pg-admin")
     assert (exported["MYSQL_TCP_PORT"], exported["MYSQL_USER"], exported["MYSQL_PWD"]) == ("5003", "admin",
                                                                                           "maria-admin")
+
+
+def test_up_for_a_stack_without_a_config_file_says_which_stacks_exist_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[Path] = []
+    monkeypatch.setattr(stack, "ensure_services", lambda state_dir: started.append(state_dir))
+    with pytest.raises(stack.StackError) as refused:
+        stack.bring_up(tmp_path, "no-such-stack")
+    assert "no stack config file Pulumi.no-such-stack.yaml" in str(refused.value)
+    assert "Stacks with a config file:" in str(refused.value)
+    assert started == []
