@@ -54,6 +54,7 @@ STAGE_LINE = re.compile(r" ratings_etl stage (?P<stage>\w+): (?P<detail>.*)$")
 SUMMARY_LINE = re.compile(r" ratings_etl summary (?P<json>\{.*\})$")
 STOPPED_LINE = re.compile(r" ratings_etl ratings ETL stopped: (?P<message>.*)$")
 EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception)(?::|$).*")
+USAGE_ERROR_LINE = re.compile(r"^\S+\.py: error: .*")  # argparse: a missing or malformed job argument
 
 
 class EtlError(RuntimeError):
@@ -170,6 +171,8 @@ def error_message(stdout_lines: Sequence[str], log_text: str, returncode: int) -
         if match := STOPPED_LINE.search(line):
             return match["message"]
     for line in reversed(log_text.splitlines()):
+        if USAGE_ERROR_LINE.match(line.strip()):
+            return f"bad job arguments: {line.strip()}"
         if EXCEPTION_LINE.match(line.strip()):
             return line.strip()[:2000]
     return f"the job script exited with status {returncode}"

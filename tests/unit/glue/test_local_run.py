@@ -165,3 +165,11 @@ def test_on_glue_a_run_staged_on_s3_is_copied_into_the_table_prefix_and_its_stag
     assert keys == ["ratings-ml-training/customerNumber=103/part-new.snappy.parquet"]
     body = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
     assert body == b"new-103"
+
+
+def test_a_missing_job_argument_is_reported_as_such() -> None:
+    log = "usage: ratings_etl-0123.py [-h] --JOB_NAME JOB_NAME\nratings_etl-0123.py: error: the following arguments " \
+          "are required: --target_path\n"
+
+    assert local.error_message([], log, 2) == (
+        "bad job arguments: ratings_etl-0123.py: error: the following arguments are required: --target_path")
