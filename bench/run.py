@@ -110,8 +110,11 @@ def last_json_document(stdout: str) -> dict[str, Any]:
 
 def run_benchmark(spec: BenchSpec, *, quick: bool, extra_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run one benchmark script in its own process; its stderr (progress) passes through, its stdout is the result."""
+    import resource
+
     argv = [sys.executable, str(BENCH_DIR / spec.script), *(spec.quick_args if quick else spec.full_args), *extra_args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     try:
         result = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=None, text=True,
                                 timeout=spec.timeout_s, check=False)
@@ -120,10 +123,16 @@ def run_benchmark(spec: BenchSpec, *, quick: bool, extra_args: Sequence[str] = (
     if result.returncode != 0:
         raise BenchError(f"{spec.name}: `{' '.join(argv[1:])}` exited {result.returncode}; its progress above says "
                          "where it stopped")
+    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - started
     try:
-        return last_json_document(result.stdout)
+        document = last_json_document(result.stdout)
     except BenchError as err:
         raise BenchError(f"{spec.name}: {err}; stdout began with {result.stdout[:200]!r}") from None
+    # How much CPU the benchmark's own process got while it ran: on a shared machine a share well under 1 core means
+    # its per-core figures are understated by about that factor (the database servers it starts are not counted).
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    document["process"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cpu_share": round(cpu / wall, 3)}
+    return document
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -206,9 +215,22 @@ def summarize_passthrough(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in raw.items() if key != "machine"}
 
 
-SUMMARIZERS: dict[BenchName, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    "streaming": summarize_streaming, "vectors": summarize_vectors, "batch": summarize_passthrough,
-    "stack": summarize_passthrough,
+Summarizer = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def with_process(summarize: Summarizer) -> Summarizer:
+    def summarized(raw: Mapping[str, Any]) -> dict[str, Any]:
+        out = summarize(raw)
+        if "process" in raw:
+            out["process"] = raw["process"]
+        return out
+
+    return summarized
+
+
+SUMMARIZERS: dict[BenchName, Summarizer] = {
+    "streaming": with_process(summarize_streaming), "vectors": with_process(summarize_vectors),
+    "batch": summarize_passthrough, "stack": summarize_passthrough,
 }
 
 
@@ -312,8 +334,14 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 def _command_line(section: Mapping[str, Any]) -> list[str]:
-    return [f"Command: `{section['command']}`; measured {section.get('date') or 'in this run'}.", ""] \
-        if section.get("command") else []
+    if not section.get("command"):
+        return []
+    line = f"Command: `{section['command']}`; measured {section.get('date') or 'in this run'}"
+    process = section.get("process") or {}
+    if process.get("cpu_share") is not None:
+        line += (f"; the benchmark process got {process['cpu_share']:.2f} of a core on average over its "
+                 f"{fmt(process.get('wall_s'))} s (CPU {fmt(process.get('cpu_s'))} s; database servers not counted)")
+    return [line + ".", ""]
 
 
 def render_markdown(results: Mapping[str, Any]) -> str:
