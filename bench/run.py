@@ -57,12 +57,14 @@ class BenchSpec:
     full_args: tuple[str, ...]
     quick_args: tuple[str, ...]
     timeout_s: float
+    # The function of the script whose call tree is "ours" (what a profile should break down), if there is one.
+    profile_focus: str | None = None
 
 
 SPECS: dict[BenchName, BenchSpec] = {
-    "streaming": BenchSpec("streaming", "streaming.py", ("--runs", str(RUNS)), ("--quick",), 3600),
-    "vectors": BenchSpec("vectors", "vectors.py", ("--repeats", str(RUNS)), ("--quick",), 7200),
-    "batch": BenchSpec("batch", "batch.py", ("--runs", str(RUNS)), ("--quick",), 7200),
+    "streaming": BenchSpec("streaming", "streaming.py", ("--runs", str(RUNS)), ("--quick",), 3600, "run_ours"),
+    "vectors": BenchSpec("vectors", "vectors.py", ("--repeats", str(RUNS)), ("--quick",), 7200, "bench_size"),
+    "batch": BenchSpec("batch", "batch.py", ("--runs", str(RUNS)), ("--quick",), 7200, "run_glue_once"),
     "stack": BenchSpec("stack", "stack.py", ("--runs", str(RUNS)), ("--quick",), 7200),
 }
 
@@ -437,6 +439,22 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         else:
             rows.append(("`make demo`", "not measured in this run", "–", "–", "–"))
         lines += _table(("workload", "ours", "baseline", "ratio", "spread"), rows)
+    for name in BENCH_NAMES:
+        profile = (results.get(name) or {}).get("profile")
+        if profile:
+            lines += ["", f"## Where the time goes: {name}", "",
+                      f"`{profile['command']}` (a separate run: profiling slows the code, so it feeds no figure); "
+                      f"{fmt(profile.get('total_s'))} s in the benchmark process."]
+            if profile.get("tree"):
+                lines += ["", f"The call tree under `{profile['focus']}` (ours), callees of at least 3 % of its time; "
+                          "time waiting on the database or a socket shows up under the call that waited:", ""]
+                lines += _table(("function", "calls", "cumulative s", "share"), (
+                    ("&nbsp;&nbsp;" * row["depth"] + f"`{row['function']}`", fmt(row["calls"]),
+                     fmt(row["cumulative_s"]), f"{row['share'] * 100:.0f} %") for row in profile["tree"]))
+            lines += ["", "Whole process, by own time:", ""]
+            lines += _table(("function", "calls", "own s", "cumulative s"), (
+                (f"`{row['function']}`", fmt(row["calls"]), fmt(row["own_s"]), fmt(row["cumulative_s"]))
+                for row in profile["by_own_time"]))
     missing = [name for name in BENCH_NAMES if name not in results]
     if missing:
         lines += ["", f"Not measured in this file: {', '.join(missing)}."]
@@ -463,6 +481,80 @@ def read_previous(out_dir: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# where the time goes: a separate, profiled run (profiling slows the code down, so it never feeds the figures)
+
+PROFILE_TOP = 15
+
+
+def _function_label(key: tuple[str, int, str]) -> str:
+    filename, line, function = key
+    if filename == "~":
+        return function  # a builtin, e.g. <method 'execute' of 'psycopg2.extensions.cursor' objects>
+    path = filename
+    for root in (str(ROOT) + "/", "site-packages/", "lib/python3."):
+        if root in path:
+            path = path.split(root, 1)[1]
+            break
+    return f"{path}:{line}({function})"
+
+
+def call_tree(stats: Any, focus: str, *, depth: int = 4, min_share: float = 0.03) -> list[dict[str, Any]]:
+    """The call tree under the script's `focus` function (every call of it together): each callee that took at least
+    `min_share` of the focus's time, with its share, `depth` levels down. Time spent waiting (on a database, on a
+    socket) shows up under the call that waited."""
+    roots = [key for key in stats.stats if key[2] == focus and key[0] != "~"]
+    if not roots:
+        return []
+    root = max(roots, key=lambda key: stats.stats[key][3])
+    total = stats.stats[root][3] or 1e-9
+    callees = stats.all_callees
+    rows = [{"depth": 0, "function": _function_label(root), "calls": int(stats.stats[root][1]),
+             "cumulative_s": round(stats.stats[root][3], 3), "share": 1.0}]
+
+    def walk(key: tuple[str, int, str], level: int, path: frozenset[tuple[str, int, str]]) -> None:
+        for callee, (_cc, nc, _tt, ct) in sorted(callees.get(key, {}).items(), key=lambda item: -item[1][3]):
+            if ct < min_share * total or callee in path:
+                continue
+            rows.append({"depth": level, "function": _function_label(callee), "calls": int(nc),
+                         "cumulative_s": round(ct, 3), "share": round(ct / total, 3)})
+            if level < depth:
+                walk(callee, level + 1, path | {callee})
+
+    walk(root, 1, frozenset({root}))
+    return rows
+
+
+def profile_table(stats_path: Path, focus: str | None = None, top: int = PROFILE_TOP) -> dict[str, Any]:
+    """A cProfile dump as tables: the tree under `focus` and the top functions by own time (seconds, calls)."""
+    import pstats
+
+    stats = pstats.Stats(str(stats_path))
+    stats.calc_callees()
+    rows = [{"function": _function_label(key), "calls": int(nc), "own_s": round(tt, 3), "cumulative_s": round(ct, 3)}
+            for key, (_cc, nc, tt, ct, _callers) in stats.stats.items()]  # type: ignore[attr-defined]
+    return {"total_s": round(float(stats.total_tt), 3),  # type: ignore[attr-defined]
+            "focus": focus, "tree": call_tree(stats, focus) if focus else [],
+            "by_own_time": sorted(rows, key=lambda r: r["own_s"], reverse=True)[:top]}
+
+
+def profile_benchmark(spec: BenchSpec, extra_args: Sequence[str] = ()) -> dict[str, Any]:
+    """The benchmark at its quick size (plus `extra_args`) under cProfile: the Python side's time, by function."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        stats_path = Path(tmp) / f"{spec.name}.prof"
+        argv = [sys.executable, "-m", "cProfile", "-o", str(stats_path), str(BENCH_DIR / spec.script),
+                *spec.quick_args, *extra_args]
+        result = subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                stdout=subprocess.DEVNULL, stderr=None, timeout=spec.timeout_s, check=False)
+        if result.returncode != 0 or not stats_path.exists():
+            raise BenchError(f"{spec.name}: the profiled run `{' '.join(argv[3:])}` exited {result.returncode}")
+        table = profile_table(stats_path, spec.profile_focus)
+    return {"command": " ".join(["python -m cProfile", f"bench/{spec.script}", *spec.quick_args, *extra_args]),
+            **table}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # the run
 
 
@@ -476,7 +568,7 @@ class RunOutcome:
 
 
 def run_all(names: Sequence[BenchName], *, quick: bool, out_dir: Path | None = None,
-            extra_args: Mapping[str, Sequence[str]] | None = None,
+            extra_args: Mapping[str, Sequence[str]] | None = None, profile: Sequence[BenchName] = (),
             say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)) -> RunOutcome:
     """Run `names` one after the other, write the merged results; a failing benchmark is reported, the others run."""
     out_dir = out_dir or (QUICK_OUT_DIR if quick else BENCH_DIR)
@@ -496,6 +588,13 @@ def run_all(names: Sequence[BenchName], *, quick: bool, out_dir: Path | None = N
         except BenchError as err:
             failed[name] = str(err)
             say(f"== {name} failed: {err}")
+        if name in profile and name in sections:
+            say(f"== {name}: profiled run (quick size, not timed)")
+            try:
+                sections[name]["profile"] = profile_benchmark(spec, extra)
+            except BenchError as err:
+                failed[f"{name} profile"] = str(err)
+                say(f"== {name} profile failed: {err}")
         seconds[name] = time.monotonic() - started
     date = datetime.now(UTC).isoformat(timespec="seconds")
     results = merge_results(read_previous(out_dir), sections, machine=machine, date=date, quick=quick)
@@ -537,15 +636,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI sizes: proves each benchmark runs")
     parser.add_argument("--only", action="append", help=f"run only these ({', '.join(BENCH_NAMES)}); repeatable")
     parser.add_argument("--out-dir", type=Path, default=None, help="where results.json and RESULTS.md go")
+    parser.add_argument("--profile", action="append", help="also profile this benchmark (a separate quick run under "
+                                                           "cProfile); repeatable")
     parser.add_argument("--args", action="append", help="NAME=ARGS passed to one benchmark, e.g. 'vectors=--sizes "
                                                         "100000'; repeatable")
     args = parser.parse_args(argv)
     try:
         names = parse_names(args.only)
         extra = parse_extra_args(args.args)
+        profiled = parse_names(args.profile) if args.profile else []
     except ValueError as err:
         parser.error(str(err))
-    outcome = run_all(names, quick=args.quick, out_dir=args.out_dir, extra_args=extra)
+    outcome = run_all(names, quick=args.quick, out_dir=args.out_dir, extra_args=extra, profile=profiled)
     print(json.dumps({"results": str(outcome.json_path), "markdown": str(outcome.md_path), "failed": outcome.failed}))
     return 1 if outcome.failed else 0
 

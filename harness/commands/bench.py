@@ -74,6 +74,9 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[Path | None, typer.Option(
             "--out-dir", help="Where results.json and RESULTS.md go (default bench/; --quick: .build/bench-quick/).")
         ] = None,
+        profile: Annotated[list[str] | None, typer.Option(
+            "--profile", help="Also profile this benchmark: a separate quick run under cProfile, its top functions "
+                              "in results.json and RESULTS.md (where the time goes); repeatable.")] = None,
         args: Annotated[list[str] | None, typer.Option(
             "--args", help="NAME=ARGS passed through to one benchmark, e.g. 'vectors=--sizes 100000'; repeatable. "
                            "Figures from a reduced run are real but not the issue's sizes: say so when quoting them.")
@@ -85,10 +88,11 @@ def register(app: typer.Typer) -> None:
         try:
             names = runner.parse_names(only)
             extra = runner.parse_extra_args(args)
+            profiled = runner.parse_names(profile) if profile else []
         except ValueError as err:
             console.print(f"[red]error:[/red] {escape(str(err))}")
             raise typer.Exit(2) from None
-        outcome = runner.run_all(names, quick=quick, out_dir=out_dir, extra_args=extra,
+        outcome = runner.run_all(names, quick=quick, out_dir=out_dir, extra_args=extra, profile=profiled,
                                  say=lambda text: console.print(f"[bold cyan]{escape(text)}[/bold cyan]"))
 
         table = Table(title="benchmarks" + (" (quick: CI sizes)" if quick else ""), title_justify="left")

@@ -131,3 +131,25 @@ def test_a_benchmarks_json_is_found_after_noise_a_library_printed() -> None:
 def test_size_keys_are_the_issues_names() -> None:
     assert [runner.size_key(n) for n in (100_000, 1_000_000, 5_000, 1234)] == [
         "items_100k", "items_1m", "items_5k", "items_1234"]
+
+
+def test_a_profile_breaks_the_time_of_our_path_down_by_callee(tmp_path: Path) -> None:
+    import cProfile
+
+    def inner() -> int:
+        return sum(i * i for i in range(200_000))
+
+    def run_ours() -> None:
+        inner()
+        inner()
+
+    profiler = cProfile.Profile()
+    profiler.runcall(run_ours)
+    profiler.dump_stats(tmp_path / "run.prof")
+
+    table = runner.profile_table(tmp_path / "run.prof", "run_ours")
+
+    assert table["tree"][0]["function"].endswith("(run_ours)") and table["tree"][0]["share"] == 1.0
+    assert any(row["function"].endswith("(inner)") and row["calls"] == 2 and row["depth"] == 1
+               for row in table["tree"])
+    assert table["by_own_time"] and all(row["own_s"] >= 0 for row in table["by_own_time"])
