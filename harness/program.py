@@ -281,7 +281,8 @@ def _run_in_fresh_context(
 ) -> ProgramRun:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    logger = logging.getLogger(f"recsys.program.{id(loop)}")
+    # One logger for all runs (loggers live forever); each run collects the warnings with its own handler.
+    logger = logging.getLogger("recsys.program")
     logger.propagate = False
     handler = _CollectingHandler()
     logger.addHandler(handler)

@@ -12,9 +12,13 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import hypothesis  # noqa: F401 - see below
 import pytest
 
 from components import packaging
+
+# Imported at collection on purpose: CPython 3.11.7 can report "AST constructor recursion depth mismatch" when pytest
+# first rewrites hypothesis at session end, after the Pulumi runs' worker threads have compiled modules.
 from harness.program import ProgramRun, RecordingMocks, run_program
 
 ProgramRunner = Callable[..., ProgramRun]
