@@ -60,3 +60,14 @@ def test_two_stacks_never_share_a_physical_name(prefix: str, stacks: list[str], 
         assert physical_name(prefix, first, purpose, kind) != physical_name(prefix, second, purpose, kind)
     assert bucket_name(prefix, first, "123456789012", "us-east-1", "ml-artifacts") != \
         bucket_name(prefix, second, "123456789012", "us-east-1", "ml-artifacts")
+
+
+def test_created_subnets_are_disjoint_slices_of_the_vpc() -> None:
+    import ipaddress
+
+    from components.network import subnet_cidrs
+
+    assert subnet_cidrs("10.42.0.0/16", 4) == ["10.42.0.0/20", "10.42.16.0/20", "10.42.32.0/20", "10.42.48.0/20"]
+    small = [ipaddress.ip_network(c) for c in subnet_cidrs("192.168.7.0/24", 4)]
+    assert all(net.prefixlen == 28 and net.subnet_of(ipaddress.ip_network("192.168.7.0/24")) for net in small)
+    assert not any(a.overlaps(b) for i, a in enumerate(small) for b in small[i + 1:])
