@@ -105,15 +105,16 @@ class PlannedFault:
 
 
 def plan_faults(duration_s: float, rng: random.Random) -> list[PlannedFault]:
-    """Every kind at least once (once per started minute each), in shuffled order, at random moments, one at a time:
+    """Every kind at least once (once per started minute each, in random order), at random moments, one at a time:
     the run between the quiet edges is cut into one slot per fault and each fault starts at a random point of its slot
     early enough to end inside it."""
     window = duration_s - 2 * QUIET_EDGE_S
     if window <= 0:
         return []
     rounds = max(1, math.ceil(duration_s / 60.0 - 1e-9))
-    kinds = [kind for _ in range(rounds) for kind in FAULT_KINDS]
-    rng.shuffle(kinds)
+    kinds: list[FaultKind] = []
+    for _ in range(rounds):  # shuffled within each round, so every minute sees each kind once
+        kinds += rng.sample(FAULT_KINDS, len(FAULT_KINDS))
     slot = window / len(kinds)
     plan = []
     for index, kind in enumerate(kinds):
@@ -342,7 +343,7 @@ def ensure_ready(state_dir: Path, *, prepare: bool, say: Callable[[str], None]) 
         from harness.seed import seed_source
 
         say("preparing: seeding the source database")
-        seed_source(state_dir, scale=1)
+        _preparing("seeding the source", lambda: seed_source(state_dir, scale=1))
     if count_item_embeddings(target) > 0:
         return target
     if not prepare:
@@ -354,15 +355,26 @@ def ensure_ready(state_dir: Path, *, prepare: bool, say: Callable[[str], None]) 
         from harness.train import train_and_publish
 
         say("preparing: running the ETL (Glue job on local Spark)")
-        run_etl(state_dir)
+        _preparing("the ETL", lambda: run_etl(state_dir))
         say("preparing: training and publishing embeddings")
-        train_and_publish(state_dir)
+        _preparing("training", lambda: train_and_publish(state_dir))
     say("preparing: loading the embeddings into pgvector")
     invoke_loader(state_dir, target, bucket)
     if count_item_embeddings(target) == 0:
         raise SoakError("the embeddings loader ran but item_emb is still empty; see the loader's log under "
                         f"{st.logs_dir(state_dir)}")
     return target
+
+
+def _preparing(stage: str, run: Callable[[], Any]) -> None:
+    # The stages raise their own user-facing errors (SeedError, EtlError, ...: RuntimeErrors with a message that says
+    # what to do); the soak reports them as its own, one message, no traceback.
+    try:
+        run()
+    except SoakError:
+        raise
+    except (RuntimeError, ValueError) as err:
+        raise SoakError(f"preparing the stack failed at {stage}: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -721,7 +733,10 @@ def run_soak(state_dir: Path, *, minutes: float, rate: float, faults: bool, seed
     if not 0 < rate <= MAX_RATE:
         raise SoakError(f"--rate must be more than 0 and at most {MAX_RATE:g}/s, got {rate:g}/s")
     target = ensure_ready(state_dir, prepare=prepare, say=say)
-    catalogue = streaming.load_catalogue(target.stream)
+    try:
+        catalogue = streaming.load_catalogue(target.stream)
+    except streaming.StreamError as err:
+        raise SoakError(str(err)) from None
     seed = time.time_ns() if seed is None else seed
     rng = random.Random(seed)
     duration_s = minutes * 60.0
