@@ -133,7 +133,8 @@ def run_benchmark(spec: BenchSpec, *, quick: bool, extra_args: Sequence[str] = (
     # How much CPU the benchmark's own process got while it ran: on a shared machine a share well under 1 core means
     # its per-core figures are understated by about that factor (the database servers it starts are not counted).
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    document["process"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cpu_share": round(cpu / wall, 3)}
+    document["process"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cpu_share": round(cpu / wall, 3),
+                           "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
     return document
 
 
@@ -341,7 +342,8 @@ def _command_line(section: Mapping[str, Any]) -> list[str]:
     line = f"Command: `{section['command']}`; measured {section.get('date') or 'in this run'}"
     process = section.get("process") or {}
     if process.get("cpu_share") is not None:
-        line += (f"; the benchmark process got {process['cpu_share']:.2f} of a core on average over its "
+        line += (f"; load average {process.get('load_average_1m_at_end')} at its end; the benchmark process got "
+                 f"{process['cpu_share']:.2f} of a core on average over its "
                  f"{fmt(process.get('wall_s'))} s (CPU {fmt(process.get('cpu_s'))} s; database servers not counted)")
     return [line + ".", ""]
 
