@@ -153,7 +153,7 @@ def _count_and_require_unique(table: str, frame: DataFrame, key: str) -> int:
     return int(totals["rows"] or 0)
 
 
-def _drop_reason(ratings: DataFrame) -> Any:
+def _drop_reason() -> Any:
     """The column expression naming why a rating (already joined to key flags) is dropped; NULL when it is kept."""
     key_missing = F.col("customerNumber").isNull() | F.col("productCode").isNull()
     return (
@@ -202,7 +202,7 @@ def build_training_set(customers: DataFrame, products: DataFrame, ratings: DataF
     classified = (
         rating.join(customer.select("customerNumber", F.lit(True).alias("_customer_found")), "customerNumber", "left")
         .join(product.select("productCode", F.lit(True).alias("_product_found")), "productCode", "left")
-        .withColumn("_drop_reason", _drop_reason(rating))
+        .withColumn("_drop_reason", _drop_reason())
     )
     by_reason = {r["_drop_reason"]: r["count"] for r in classified.groupBy("_drop_reason").count().collect()}
     kept = by_reason.pop(None, 0)
