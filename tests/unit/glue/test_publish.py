@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_new_files_go_in_before_the_partitions_old_files_go_out(etl: ModuleType) -> None:
@@ -92,3 +94,29 @@ def test_credentials_come_from_the_secret_unless_given_explicitly(etl: ModuleTyp
 def test_without_password_or_secret_the_error_says_which_argument_to_give(etl: ModuleType) -> None:
     with pytest.raises(etl.EtlInputError, match=r"--jdbc_secret_id <secret arn> or --jdbc_password"):
         etl.jdbc_credentials("admin", None, None, lambda _: "{}")
+
+
+partition_keys = st.builds(lambda n, f: f"customerNumber={n}/part-{f}.snappy.parquet",
+                           st.integers(100, 110), st.sampled_from(["a", "b", "c"]))
+foreign_keys = st.sampled_from(["README.txt", "_SUCCESS", "notes/x.parquet"])
+
+
+@given(existing=st.sets(partition_keys | foreign_keys, max_size=12), staged=st.sets(partition_keys, max_size=12))
+def test_applying_the_plan_leaves_exactly_the_staged_files_and_never_empties_a_kept_partition(
+    etl: ModuleType, existing: set[str], staged: set[str]
+) -> None:
+    plan = etl.plan_publish(sorted(existing), sorted(staged))
+
+    current = set(existing)
+    new_partitions = {k.split("/")[0] for k in staged}
+    for action, key in plan.steps:
+        if action == "put":
+            current.add(key)
+        else:
+            current.discard(key)
+            folder = key.split("/")[0]
+            if folder in new_partitions:
+                assert any(k.startswith(f"{folder}/") for k in current), f"{folder} was empty while replaced"
+    ours = {k for k in current if k.startswith("customerNumber=")}
+    assert ours == staged
+    assert current - ours == existing - {k for k in existing if k.startswith("customerNumber=")}
