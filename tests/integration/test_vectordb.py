@@ -520,6 +520,7 @@ def test_the_quick_benchmark_reports_every_measure_as_json() -> None:
     assert size["copy"]["rows_per_s"] > 0 and size["insert"]["rows_per_s"] > 0 and size["csv_parse"]["rows_per_s"] > 0
     assert size["hnsw_build"]["m"] == 16
     (queries,) = size["queries"]
+    assert queries["ef_search"] == report["serving_ef_search"] == vectordb.DEFAULT_EF_SEARCH
     assert queries["p50_ms"] <= queries["p99_ms"]
     # Recall is not a timing: at this size and ef_search=100 the index must find (nearly) all true neighbours.
     assert queries["recall_at_10"] >= 0.95
