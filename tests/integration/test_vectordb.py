@@ -621,3 +621,18 @@ def test_arbitrary_lines_give_rows_or_an_embeddings_file_error_never_a_crash(lin
         list(vectordb.parse_embeddings(["id,embedding", *lines], id_type=id_type, source="f"))  # type: ignore[arg-type]
     except EmbeddingsFileError:
         pass
+
+
+def test_the_shared_connection_is_reused_and_reopened_once_closed(database: dict[str, str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in database.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(vectordb, "_shared", None)
+
+    first = vectordb.shared_connection()
+    assert vectordb.shared_connection() is first
+    first.close()
+    second = vectordb.shared_connection()
+
+    assert second is not first and not second.closed and second.autocommit
+    second.close()

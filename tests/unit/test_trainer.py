@@ -172,3 +172,21 @@ def test_train_and_publish_without_a_stack_says_to_bring_it_up(tmp_path: Path) -
 
     with pytest.raises(TrainingDataError, match="run `python -m harness up` first"):
         train_and_publish(tmp_path)
+
+
+def test_the_train_command_reports_a_missing_input_in_one_line_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from harness.commands import train as command
+
+    monkeypatch.setenv("RECSYS_LOCAL_DIR", str(tmp_path))
+    app = typer.Typer()
+    command.register(app)
+
+    result = CliRunner().invoke(app, ["--input", str(tmp_path / "nothing"), "--no-publish"])
+
+    assert result.exit_code == 1
+    assert "error:" in result.output and "harness etl" in result.output
+    assert "Traceback" not in result.output
