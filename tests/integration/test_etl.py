@@ -262,7 +262,7 @@ def test_a_run_that_cannot_log_in_is_recorded_failed_with_the_error_and_keeps_th
     assert published(deployed_job) == before
 
 
-def test_etl_run_after_up_and_seed_publishes_the_join_of_the_stacks_own_source_database(
+def test_etl_run_after_up_and_seed_publishes_the_join_of_the_stacks_own_source_database_and_a_rerun_changes_nothing(
     local_stack: Any, tmp_path: Path
 ) -> None:
     local_stack.run("seed")
@@ -285,3 +285,9 @@ def test_etl_run_after_up_and_seed_publishes_the_join_of_the_stacks_own_source_d
     assert summary["prefix"] == f"s3://{lake}/{PREFIX}"
     run = json.loads(local_stack.run("etl", "get-run", summary["run_id"]).stdout)["JobRun"]
     assert (run["JobRunState"], run["JobName"]) == ("SUCCEEDED", local_stack.output("glue_job_name"))
+
+    again = json.loads(local_stack.run("etl", "run", "--json").stdout)
+
+    assert as_rows(download_table(s3, lake, tmp_path / "again")) == expected
+    assert len(objects(s3, lake)) == again["objects_published"] == summary["objects_published"]
+    assert again["objects_deleted"] == summary["objects_published"], "every object of the first run was replaced"
