@@ -41,6 +41,10 @@ class VectorDbConfigError(ValueError):
     """The vector database settings in the environment are missing or malformed."""
 
 
+class SwapLockTimeout(RuntimeError):
+    """The loader could not get the live table's lock for the swap; the load was rolled back."""
+
+
 class QueryInputError(ValueError):
     """A query argument is unusable (wrong dimension, non-finite number, bad k)."""
 
@@ -633,7 +637,11 @@ def _swap_in(cur: Any, load: TableLoad, *, lock_timeout_ms: int, attempts: int) 
         except psycopg2.errors.LockNotAvailable:
             cur.execute("ROLLBACK TO SAVEPOINT swap")
             if attempt == attempts:
-                raise
+                raise SwapLockTimeout(
+                    f"could not swap in the new {spec.name}: another session kept a lock on it through {attempts} "
+                    f"attempts (most likely a transaction left open; see pg_stat_activity, state 'idle in "
+                    "transaction'). Nothing was changed; run the loader again once it is gone."
+                ) from None
             time.sleep(0.2 * attempt)
     cur.execute("SET LOCAL lock_timeout = 0")
     cur.execute(f"DROP TABLE IF EXISTS {spec.name}")

@@ -636,3 +636,32 @@ def test_the_shared_connection_is_reused_and_reopened_once_closed(database: dict
 
     assert second is not first and not second.closed and second.autocommit
     second.close()
+
+
+def test_a_reader_holding_a_transaction_open_makes_the_swap_give_up_cleanly(database: dict[str, str],
+                                                                            tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_bytes(embeddings_csv([1], random_vectors(1, 1)))
+    old_items = random_vectors(20, 1)
+    (tmp_path / "items.csv").write_bytes(embeddings_csv(item_ids(20), old_items))
+
+    def sources() -> list[vectordb.EmbeddingSource]:
+        return [vectordb.file_source("item_emb", str(tmp_path / "items.csv")),
+                vectordb.file_source("user_emb", str(tmp_path / "users.csv"))]
+
+    conn = vectordb.connect_from_env(database)
+    vectordb.load_embeddings(conn, sources())
+    blocker = vectordb.connect_from_env(database)
+    blocker.autocommit = False
+    blocker.cursor().execute("SELECT count(*) FROM item_emb")  # ...and never commits
+    (tmp_path / "items.csv").write_bytes(embeddings_csv(item_ids(21), random_vectors(21, 2)))
+
+    try:
+        with pytest.raises(vectordb.SwapLockTimeout, match="idle in transaction"):
+            vectordb.load_embeddings(conn, sources(), lock_timeout_ms=50, lock_attempts=2)
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    loaded = table_rows(database, "item_emb")
+    np.testing.assert_array_equal(np.vstack([loaded[i] for i in item_ids(20)]), old_items)
+    assert vectordb.load_embeddings(conn, sources())[0].status == "loaded"  # and once it is gone, the load goes through
