@@ -259,8 +259,9 @@ def bring_up(state_dir: Path, stack: str = "local", source_url: str | None = Non
     import pulumi
 
     try:
+        # The engine prints each resource as it lands; on our console, so that output and the spinner do not fight.
         with console.status(f"deploying stack {stack!r} into the local services"):
-            outputs = engine.deploy(stack, state_dir, running)
+            outputs = engine.deploy(stack, state_dir, running, console=console)
     except (pulumi.RunError, ValueError) as err:
         raise StackError(f"deploy failed: {err}") from None
     st.update_state(state_dir, lambda s: s.update(outputs=outputs))
