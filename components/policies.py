@@ -205,7 +205,9 @@ def glue_job_policy(
         allow(
             ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable",
              "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition", "glue:CreatePartition",
-             "glue:BatchCreatePartition", "glue:UpdatePartition"],
+             "glue:BatchCreatePartition", "glue:UpdatePartition",
+             # The job drops the partitions of customers who no longer have ratings.
+             "glue:BatchDeletePartition"],
             [f"{catalog}:catalog", f"{catalog}:database/{catalog_database}", f"{catalog}:table/{catalog_database}/*"],
             "UpdateCatalog",
         ),

@@ -37,10 +37,18 @@ def connection(context: Context, request: Request) -> Result:
             "AvailabilityZone": physical.get("availabilityZone")}) or None,
     })
     try:
-        glue.get_connection(Name=name)
-        glue.update_connection(Name=name, ConnectionInput=connection_input)
+        existing = glue.get_connection(Name=name, HidePassword=False)["Connection"]
     except glue.exceptions.EntityNotFoundException:
         glue.create_connection(ConnectionInput=connection_input)
+    else:
+        # moto 5.2 implements neither UpdateConnection nor DeleteConnection: an unchanged connection is kept, a changed
+        # one cannot be applied in place, so say how to get it rather than leave the old one silently in use.
+        wanted = {key: connection_input.get(key) for key in ("ConnectionProperties", "PhysicalConnectionRequirements")}
+        current = {key: existing.get(key) for key in wanted}
+        if current != wanted:
+            raise RuntimeError(
+                f"Glue connection {name!r} changed, and the local AWS emulator cannot update or delete a Glue "
+                "connection. Recreate the local stack to apply it: `python -m harness down && python -m harness up`.")
     return Result(f"{context.account_id}:{name}", {"name": name, "arn": context.arn("glue", f"connection/{name}"),
                                                    "catalogId": context.account_id})
 

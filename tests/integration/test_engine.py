@@ -350,6 +350,26 @@ def test_an_invocation_runs_again_only_when_its_triggers_change(small_stack: Dep
     assert (invocations_unchanged, invocations_changed) == (1, 2)
 
 
+def test_an_unchanged_glue_connection_is_kept_and_a_changed_one_fails_with_what_to_do(small_stack: Deployed) -> None:
+    def program(host: str) -> Any:
+        def build(config: Any) -> dict[str, Any]:
+            connection = aws.glue.Connection("source", name="engine-test-source", connection_type="JDBC",
+                                             connection_properties={"JDBC_CONNECTION_URL": f"jdbc:mysql://{host}:3306/db"})
+            return {"name": connection.name}
+        return build
+
+    engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(), build=program("first.example"))
+    engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(), build=program("first.example"))
+    with pytest.raises(engine.DeployError, match=r"Glue connection 'engine-test-source' changed.*harness down"):
+        engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(),
+                      build=program("second.example"))
+
+    glue = boto3.client("glue", endpoint_url=small_stack.running.moto.endpoint_url, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    properties = glue.get_connection(Name="engine-test-source")["Connection"]["ConnectionProperties"]
+    assert properties["JDBC_CONNECTION_URL"] == "jdbc:mysql://first.example:3306/db"
+
+
 def test_a_failing_invocation_fails_the_deploy_with_the_functions_error(small_stack: Deployed) -> None:
     code = handler_package(small_stack.artifacts_dir, """
         def handler(event, context):
