@@ -370,6 +370,23 @@ def test_an_unchanged_glue_connection_is_kept_and_a_changed_one_fails_with_what_
     assert properties["JDBC_CONNECTION_URL"] == "jdbc:mysql://first.example:3306/db"
 
 
+def test_a_glue_job_whose_script_changed_is_updated_although_moto_cannot_update_jobs(small_stack: Deployed) -> None:
+    def program(script_key: str) -> Any:
+        def build(config: Any) -> dict[str, Any]:
+            job = aws.glue.Job("etl", name="engine-test-etl", role_arn=lambda_role("engine-test-etl-role").arn,
+                               glue_version="5.0", worker_type="G.1X", number_of_workers=2,
+                               command=aws.glue.JobCommandArgs(script_location=f"s3://scripts/{script_key}"))
+            return {"name": job.name}
+        return build
+
+    engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(), build=program("etl-aaaa.py"))
+    engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(), build=program("etl-bbbb.py"))
+
+    glue = boto3.client("glue", endpoint_url=small_stack.running.moto.endpoint_url, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert glue.get_job(JobName="engine-test-etl")["Job"]["Command"]["ScriptLocation"] == "s3://scripts/etl-bbbb.py"
+
+
 def test_a_failing_invocation_fails_the_deploy_with_the_functions_error(small_stack: Deployed) -> None:
     code = handler_package(small_stack.artifacts_dir, """
         def handler(event, context):
