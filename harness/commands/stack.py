@@ -129,6 +129,15 @@ def mysql_client_settings(state: st.State) -> dict[str, str]:
             "database": target.database}
 
 
+def output_listing(shown: dict[str, Any]) -> str:
+    """`pulumi stack output`'s layout: whole values, never truncated or wrapped, so they can be copied."""
+    width = max([len("OUTPUT"), *map(len, shown)])
+    lines = [f"Current stack outputs ({len(shown)}):", f"    {'OUTPUT':<{width}}  VALUE"]
+    lines += [f"    {key:<{width}}  {value if isinstance(value, str) else json.dumps(value)}"
+              for key, value in shown.items()]
+    return "\n".join(lines)
+
+
 def format_outputs(outputs: dict[str, Any], *, show_secrets: bool) -> dict[str, Any]:
     return {name: (entry.get("value") if show_secrets or not entry.get("secret") else SECRET_MASK)
             for name, entry in sorted(outputs.items())}
@@ -421,9 +430,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(shown, indent=2))
             return
-        table = Table(title=f"Current stack outputs ({len(shown)})", title_justify="left")
-        table.add_column("OUTPUT")
-        table.add_column("VALUE")
-        for key, value in shown.items():
-            table.add_row(key, escape(value if isinstance(value, str) else json.dumps(value)))
-        Console().print(table)
+        print(output_listing(shown))

@@ -88,3 +88,15 @@ def test_up_for_a_stack_without_a_config_file_says_which_stacks_exist_and_starts
     assert "no stack config file Pulumi.no-such-stack.yaml" in str(refused.value)
     assert "Stacks with a config file:" in str(refused.value)
     assert started == []
+
+
+def test_the_output_listing_shows_whole_values_like_pulumi_stack_output() -> None:
+    bucket = "de-c1w4-local-123456789012-us-east-1-recommendations"
+    listing = stack.output_listing({"recommendations_bucket_id": bucket, "vector_db_port": 5432})
+
+    assert listing.splitlines() == [
+        "Current stack outputs (2):",
+        "    OUTPUT                     VALUE",
+        f"    recommendations_bucket_id  {bucket}",
+        "    vector_db_port             5432",
+    ]
