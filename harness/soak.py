@@ -708,6 +708,7 @@ class SoakReport:
     achieved_rate: float
     refused_by_kinesis: int
     drain_s: float
+    drain_timed_out: bool
     objects: dict[str, int]
     faults: list[dict[str, Any]]
     fault_errors: str | None
@@ -781,6 +782,7 @@ def run_soak(state_dir: Path, *, minutes: float, rate: float, faults: bool, seed
 
     drain_started = time.monotonic()
     wanted = set(log.sent_ids)
+    timed_out = False
     while True:
         collector.collect()
         found = {r.session_id for r in collector.records if r.session_id in wanted}
@@ -789,7 +791,7 @@ def run_soak(state_dir: Path, *, minutes: float, rate: float, faults: bool, seed
         if len(found) >= len(wanted):
             break
         if time.monotonic() - drain_started > drain_timeout_s:
-            say(f"drain timed out after {drain_timeout_s:.0f} s with {len(wanted) - len(found)} sessions not found")
+            timed_out = True
             break
         time.sleep(COLLECT_INTERVAL_S)
     # Everything is found; a duplicate could still be in flight. Wait until the runner holds nothing, then read again.
@@ -805,7 +807,8 @@ def run_soak(state_dir: Path, *, minutes: float, rate: float, faults: bool, seed
     report = SoakReport(
         started_at=since.isoformat(), minutes=minutes, rate=rate, faults_enabled=faults, seed=seed,
         production_s=round(production_s, 2), achieved_rate=round(len(log.sent_ids) / max(production_s, 1e-9), 2),
-        refused_by_kinesis=log.refused, drain_s=round(drain_s, 2), objects=dict(collector.objects), faults=outcomes,
+        refused_by_kinesis=log.refused, drain_s=round(drain_s, 2), drain_timed_out=timed_out,
+        objects=dict(collector.objects), faults=outcomes,
         fault_errors=(injector.error if injector else None) or (
             f"{len(not_injected)} planned fault(s) were not injected" if not_injected else None),
         reconciliation=result.as_dict(), runner=runner_counters(target),

@@ -60,6 +60,10 @@ def print_report(report: soaking.SoakReport, console: Console) -> None:
                   f"{report.objects['error']} error output")
     for problem in r["problems"]:
         console.print(f"[red]x {escape(problem)}[/red]")
+    if report.drain_timed_out and r["missing"]:
+        console.print(f"[yellow]the drain timed out after {report.drain_s:.0f} s: the missing sessions may be a "
+                      f"backlog still on its way rather than lost (runner: {escape(str(report.runner))}); lower "
+                      "--rate or raise --drain-timeout to tell them apart[/yellow]")
     if report.fault_errors:
         console.print(f"[red]x {escape(report.fault_errors)}[/red]")
     console.print("[bold green]PASS[/bold green]: nothing lost, nothing duplicated" if report.ok else
