@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime, LambdaRuntimeError, extract_package
+from harness.services import pid_alive
 
 if TYPE_CHECKING:
     from harness.services import RunningServices
@@ -667,7 +668,7 @@ def read_daemon_info(state_dir: Path) -> DaemonInfo | None:
     except (OSError, ValueError):
         return None
     info = DaemonInfo(pid=int(data["pid"]), port=int(data["port"]))
-    return info if _pid_alive(info.pid) else None
+    return info if pid_alive(info.pid) else None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -676,19 +677,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def start_daemon(state_dir: Path, services: RunningServices, *, region: str = "us-east-1",
@@ -735,16 +723,16 @@ def stop_daemon(state_dir: Path, pid: int | None = None, timeout_s: float = 20.0
     """Stop the daemon (its workers, URL servers and runners stop with it). Idempotent."""
     info = read_daemon_info(state_dir.resolve())
     target = pid if pid is not None else (info.pid if info else None)
-    if target is not None and _pid_alive(target):
+    if target is not None and pid_alive(target):
         try:
             os.kill(target, signal.SIGTERM)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + timeout_s
-        while _pid_alive(target) and time.monotonic() < deadline:
+        while pid_alive(target) and time.monotonic() < deadline:
             _reap(target)
             time.sleep(0.1)
-        if _pid_alive(target):
+        if pid_alive(target):
             try:
                 os.killpg(target, signal.SIGKILL)
             except ProcessLookupError:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import state as st
+from harness.services import pid_alive
 
 JobRunState = Literal["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"]
 REGION = "us-east-1"
@@ -227,19 +228,9 @@ def save_record(state_dir: Path, record: JobRunRecord) -> Path:
     return path
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reconcile(record: JobRunRecord) -> JobRunRecord:
     """A run still RUNNING on disk whose harness process is gone was killed before it could record its end."""
-    if record.JobRunState == "RUNNING" and record.HarnessPid is not None and not _pid_alive(record.HarnessPid):
+    if record.JobRunState == "RUNNING" and record.HarnessPid is not None and not pid_alive(record.HarnessPid):
         record.JobRunState = "FAILED"
         record.ErrorMessage = (f"the harness process (pid {record.HarnessPid}) that ran this job exited without "
                                f"recording an end state (killed?); see {record.LogPath}")

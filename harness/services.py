@@ -382,7 +382,8 @@ def start_postgres(base_dir: Path, *, log_dir: Path | None = None, password: str
     raise ServiceError("postgres", "could not bind a free port after 3 attempts", log_path)
 
 
-def postgres_healthy(service: PostgresService) -> bool:
+def _answers_select_one(service: PostgresService | MariaDBService) -> bool:
+    """Healthy = accepts a login and answers a query (a listening socket alone is not enough during recovery)."""
     try:
         conn = service.connect()
     except Exception:
@@ -395,6 +396,10 @@ def postgres_healthy(service: PostgresService) -> bool:
         return False
     finally:
         conn.close()
+
+
+def postgres_healthy(service: PostgresService) -> bool:
+    return _answers_select_one(service)
 
 
 def stop_postgres(service: PostgresService) -> None:
@@ -512,18 +517,7 @@ def start_mariadb(base_dir: Path, *, log_dir: Path | None = None, password: str 
 
 
 def mariadb_healthy(service: MariaDBService) -> bool:
-    try:
-        conn = service.connect()
-    except Exception:
-        return False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("select 1")
-            return bool(cur.fetchone() == (1,))
-    except Exception:
-        return False
-    finally:
-        conn.close()
+    return _answers_select_one(service)
 
 
 def stop_mariadb(service: MariaDBService) -> None:
