@@ -442,9 +442,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             rows.append(("`make demo`", "not measured in this run", "–", "–", "–"))
         lines += _table(("workload", "ours", "baseline", "ratio", "spread"), rows)
     for name in BENCH_NAMES:
-        profile = (results.get(name) or {}).get("profile")
-        if profile:
-            lines += ["", f"## Where the time goes: {name}", "",
+        section = results.get(name) or {}
+        for key in sorted(k for k in section if k.startswith("profile")):
+            profile = section[key]
+            lines += ["", f"## Where the time goes: {name}" + (f" ({key[8:]})" if key != "profile" else ""), "",
                       f"`{profile['command']}` (a separate run: profiling slows the code, so it feeds no figure); "
                       f"{fmt(profile.get('total_s'))} s in the benchmark process."]
             if profile.get("tree"):
@@ -500,7 +501,7 @@ def _function_label(key: tuple[str, int, str]) -> str:
     return f"{path}:{line}({function})"
 
 
-def call_tree(stats: Any, focus: str, *, depth: int = 4, min_share: float = 0.03) -> list[dict[str, Any]]:
+def call_tree(stats: Any, focus: str, *, depth: int = 8, min_share: float = 0.03) -> list[dict[str, Any]]:
     """The call tree under the script's `focus` function (every call of it together): each callee that took at least
     `min_share` of the focus's time, with its share, `depth` levels down. Time spent waiting (on a database, on a
     socket) shows up under the call that waited."""
