@@ -321,7 +321,9 @@ def fmt(value: Any, unit: str = "") -> str:
 
 
 def fmt_ratio(value: Any) -> str:
-    return "–" if not isinstance(value, int | float) else f"{value:,.1f}x"
+    if not isinstance(value, int | float):
+        return "–"
+    return f"{value:,.1f}x" if abs(value) >= 0.1 else f"{value:.2g}x"  # a slower path must not read as 0.0x
 
 
 def fmt_spread(s: Mapping[str, Any] | None, unit: str = "") -> str:
