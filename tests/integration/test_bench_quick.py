@@ -69,7 +69,7 @@ def test_an_unknown_benchmark_name_is_refused_with_the_choices(tmp_path: Path) -
 # ---- the aggregator on recorded documents (pure) --------------------------------------------------------------------
 
 VECTORS_DOC: dict[str, Any] = {
-    "benchmark": "vectors", "quick": False, "results": [
+    "benchmark": "vectors", "quick": False, "serving_ef_search": 100, "results": [
         {"items": 1_000_000, "copy": {"rows_per_s": 250_000, "repeats": 5}, "insert": {"rows_per_s": 20_000,
                                                                                       "rows": 20_000},
          "csv_parse": {"rows_per_s": 90_000}, "hnsw_build": {"seconds": 300.5, "m": 16, "ef_construction": 64},
