@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,26 @@ for path in (ROOT, ROOT / "lambda_src"):
         sys.path.insert(0, str(path))
 
 from harness import services  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One small local SparkSession for every test of the Glue script (UI off, one core, two shuffle partitions)."""
+    from pyspark.sql import SparkSession  # imported here: most test sessions never start a JVM
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("recsys-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="session")

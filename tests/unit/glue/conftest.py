@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from pyspark.sql import SparkSession
 
 SCRIPT = Path(__file__).resolve().parents[3] / "glue_scripts" / "ratings_etl.py"
 
@@ -27,22 +26,6 @@ def etl() -> ModuleType:
     sys.modules["ratings_etl"] = module  # dataclasses look their module up while the class is created
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    # getOrCreate: shares the session with tests/unit/test_glue_transform.py when both run in one pytest process.
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("test-glue-job")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "1")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
 
 
 @pytest.fixture
