@@ -6,7 +6,7 @@ live here as constants so components and tests read the same values.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypedDict
 
 # Names users know from the lab.
 PREFIX: Final = "de-c1w4"
@@ -35,6 +35,28 @@ VECTOR_DB_ENGINE_VERSION: Final = "17"
 SOURCE_DB_ENGINE_VERSION: Final = "8.0"
 DB_STORAGE_ENCRYPTED: Final = True
 DB_BACKUP_RETENTION_DAYS_RETAINED: Final = 7
+
+
+class RdsLifecycle(TypedDict):
+    """The `aws.rds.Instance` arguments that follow from whether the stack is ephemeral (typed, so mypy checks them)."""
+
+    skip_final_snapshot: bool
+    final_snapshot_identifier: str | None
+    deletion_protection: bool
+    backup_retention_period: int
+    apply_immediately: bool
+
+
+def rds_lifecycle(identifier: str, *, ephemeral: bool) -> RdsLifecycle:
+    """An ephemeral stack destroys cleanly and applies changes now; any other keeps backups, a final snapshot and
+    deletion protection, and waits for the maintenance window."""
+    return RdsLifecycle(
+        skip_final_snapshot=ephemeral,
+        final_snapshot_identifier=None if ephemeral else f"{identifier}-final",
+        deletion_protection=not ephemeral,
+        backup_retention_period=1 if ephemeral else DB_BACKUP_RETENTION_DAYS_RETAINED,
+        apply_immediately=ephemeral,
+    )
 PASSWORD_LENGTH: Final = 32
 # RDS forbids / @ " and space in master passwords; the rest of the punctuation is fine.
 PASSWORD_OVERRIDE_SPECIAL: Final = "!#$%&*()-_=+[]{}<>:?"

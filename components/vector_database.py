@@ -75,13 +75,9 @@ class VectorDatabase(pulumi.ComponentResource):
             db_subnet_group_name=subnet_group.name,
             vpc_security_group_ids=[security_group.id],
             publicly_accessible=config.public,
-            skip_final_snapshot=args.ephemeral,
-            final_snapshot_identifier=None if args.ephemeral else f"{identifier}-final",
-            deletion_protection=not args.ephemeral,
-            backup_retention_period=1 if args.ephemeral else defaults.DB_BACKUP_RETENTION_DAYS_RETAINED,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
-            apply_immediately=args.ephemeral,
+            **defaults.rds_lifecycle(identifier, ephemeral=args.ephemeral),
             opts=child,
         )
 
