@@ -39,8 +39,10 @@ CREATE TABLE IF NOT EXISTS embedding_sources (
     source_uri text NOT NULL,
     source_version text NOT NULL,
     row_count bigint NOT NULL,
-    loaded_at timestamptz NOT NULL DEFAULT now()
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    hnsw_search jsonb
 );
+ALTER TABLE embedding_sources ADD COLUMN IF NOT EXISTS hnsw_search jsonb;
 
 BEGIN;
 -- The loader Lambda takes the same lock: a manual load and an automatic one never interleave.
@@ -87,13 +89,17 @@ ALTER INDEX item_emb_loading_embedding_cos_idx RENAME TO item_emb_embedding_cos_
 ALTER INDEX user_emb_loading_embedding_cos_idx RENAME TO user_emb_embedding_cos_idx;
 
 -- Record what was loaded; the version says "by hand", so the loader Lambda reloads from the ETag on its next run.
-INSERT INTO embedding_sources (table_name, source_uri, source_version, row_count)
-SELECT 'item_emb', 's3://' || :'bucket' || '/' || :'prefix' || 'item_embeddings.csv', 'psql', count(*) FROM item_emb
+-- hnsw_search is cleared: this script does not measure recall, so the queries fall back to ef_search 200 (the value
+-- 1M random vectors need) until the loader reloads and calibrates the new indexes.
+INSERT INTO embedding_sources (table_name, source_uri, source_version, row_count, hnsw_search)
+SELECT 'item_emb', 's3://' || :'bucket' || '/' || :'prefix' || 'item_embeddings.csv', 'psql', count(*), NULL::jsonb
+FROM item_emb
 UNION ALL
-SELECT 'user_emb', 's3://' || :'bucket' || '/' || :'prefix' || 'user_embeddings.csv', 'psql', count(*) FROM user_emb
+SELECT 'user_emb', 's3://' || :'bucket' || '/' || :'prefix' || 'user_embeddings.csv', 'psql', count(*), NULL::jsonb
+FROM user_emb
 ON CONFLICT (table_name) DO UPDATE
     SET source_uri = EXCLUDED.source_uri, source_version = EXCLUDED.source_version,
-        row_count = EXCLUDED.row_count, loaded_at = now();
+        row_count = EXCLUDED.row_count, loaded_at = now(), hnsw_search = NULL;
 COMMIT;
 
 SELECT 'item_emb' AS table_name, count(*) AS rows FROM item_emb

@@ -27,13 +27,15 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+from recsys import calibration
+from recsys.calibration import Metric
+
 EMBEDDING_DIM = 32
 MAX_K = 1000
-# Recall/latency trade-off measured by bench/vectors.py (docs/vectors.md): on 1M random vectors recall@10 is 0.90 at
-# ef_search 100 and 0.96 at 200; at the lab's 110 items any value is exact.
+# Only for tables the loader did not calibrate (loaded by sql/embeddings.sql): the loader records, per index, the
+# smallest ef_search that reaches recall@10 >= 0.95 on the loaded data (recsys.calibration), and the queries use that.
+# 200 is what 1M random vectors need with the default graph (bench/vectors.py, docs/vectors.md).
 DEFAULT_EF_SEARCH = 200
-
-Metric = Literal["inner_product", "cosine"]
 TableName = Literal["item_emb", "user_emb"]
 
 
@@ -97,15 +99,21 @@ def _secret_password(secret_arn: str) -> str:
     return str(password)
 
 
-def connect(settings: ConnectionSettings, *, ef_search: int = DEFAULT_EF_SEARCH,
+class VectorDbConnection(psycopg2.extensions.connection):
+    """A psycopg2 connection that can pin `hnsw.ef_search` for its queries (tests that need exact answers, benchmarks);
+    unpinned, every query uses the value the loader calibrated for the index it searches."""
+
+    pinned_ef_search: int | None = None
+
+
+def connect(settings: ConnectionSettings, *, ef_search: int | None = None,
             application_name: str = "recsys") -> psycopg2.extensions.connection:
     password = settings.password if settings.password is not None else _secret_password(str(settings.secret_arn))
     conn = psycopg2.connect(
         host=settings.host, port=settings.port, dbname=settings.dbname, user=settings.user, password=password,
-        connect_timeout=10, application_name=application_name,
-        # Session-wide, so the queries need no transaction of their own for SET LOCAL.
-        options=f"-c hnsw.ef_search={int(ef_search)}",
+        connect_timeout=10, application_name=application_name, connection_factory=VectorDbConnection,
     )
+    conn.pinned_ef_search = None if ef_search is None else int(ef_search)
     conn.autocommit = True
     return conn
 
@@ -127,6 +135,15 @@ def shared_connection() -> psycopg2.extensions.connection:
 
 
 # ---- queries ------------------------------------------------------------------------------------------------------
+# Sent in the same round trip before each query: the ef_search for the index it is about to search. Pinned by the
+# connection, else the loader's calibration for item_emb (read every time, so a reload's new value applies at once),
+# else DEFAULT_EF_SEARCH; never below the rows the query needs (pgvector returns at most ef_search rows per scan).
+EF_SEARCH_SQL = """
+SELECT set_config('hnsw.ef_search', greatest(%(min_ef_search)s, coalesce(%(pinned_ef_search)s, (
+    SELECT (hnsw_search -> %(metric)s ->> 'ef_search')::int FROM embedding_sources WHERE table_name = 'item_emb'
+), %(default_ef_search)s))::text, false);
+"""
+
 ITEMS_FOR_USERS_SQL = """
 SELECT q.ord, r.id, r.score
 FROM unnest(%(embeddings)s::vector[]) WITH ORDINALITY AS q(embedding, ord)
@@ -155,7 +172,14 @@ ORDER BY q.ord, r.score DESC
 
 
 def vector_literal(values: Sequence[float] | np.ndarray) -> str:
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+    # tolist() turns the row into Python floats in one call; repr is the shortest text that round-trips.
+    as_list = values.tolist() if isinstance(values, np.ndarray) else [float(v) for v in values]
+    return "[" + ",".join(map(repr, as_list)) + "]"
+
+
+def _ef_search_params(conn: Any, metric: Metric, rows_needed: int) -> dict[str, Any]:
+    return {"metric": metric, "min_ef_search": int(rows_needed), "default_ef_search": DEFAULT_EF_SEARCH,
+            "pinned_ef_search": getattr(conn, "pinned_ef_search", None)}
 
 
 def _check_k(k: int) -> int:
@@ -194,7 +218,8 @@ def items_for_users(conn: psycopg2.extensions.connection, embeddings: np.ndarray
     if len(matrix) == 0:
         return []
     with conn.cursor() as cur:
-        cur.execute(ITEMS_FOR_USERS_SQL, {"embeddings": [vector_literal(row) for row in matrix], "k": k})
+        cur.execute(EF_SEARCH_SQL + ITEMS_FOR_USERS_SQL, {"embeddings": [vector_literal(row) for row in matrix], "k": k,
+                                          **_ef_search_params(conn, "inner_product", k)})
         return _group(cur.fetchall(), len(matrix))
 
 
@@ -212,7 +237,9 @@ def similar_items(conn: psycopg2.extensions.connection, item_ids: Sequence[str],
     if not ids:
         return []
     with conn.cursor() as cur:
-        cur.execute(SIMILAR_ITEMS_SQL, {"item_ids": ids, "k": k})
+        # k + 1 rows: the index scan also meets the item itself, which the query then filters out.
+        cur.execute(EF_SEARCH_SQL + SIMILAR_ITEMS_SQL,
+                    {"item_ids": ids, "k": k, **_ef_search_params(conn, "cosine", k + 1)})
         return _group(cur.fetchall(), len(ids))
 
 
@@ -240,6 +267,11 @@ TABLES: dict[TableName, TableSpec] = {
     "item_emb": TableSpec("item_emb", "varchar", (("ip", "vector_ip_ops"), ("cos", "vector_cosine_ops"))),
     "user_emb": TableSpec("user_emb", "int", (("cos", "vector_cosine_ops"),)),
 }
+# What each operator class ranks by, and how the queries turn its distance into a score (higher is better).
+OPCLASS_METRIC: dict[str, Metric] = {"vector_ip_ops": "inner_product", "vector_cosine_ops": "cosine"}
+METRIC_ORDER_BY: dict[Metric, str] = {"inner_product": "<#>", "cosine": "<=>"}
+METRIC_SCORE: dict[Metric, str] = {"inner_product": "-(i.embedding <#> q.embedding)",
+                                   "cosine": "1 - (i.embedding <=> q.embedding)"}
 
 # Records which file each table was loaded from, so an unchanged re-run does nothing.
 SOURCES_TABLE_SQL = """
@@ -248,9 +280,12 @@ CREATE TABLE IF NOT EXISTS embedding_sources (
     source_uri text NOT NULL,
     source_version text NOT NULL,
     row_count bigint NOT NULL,
-    loaded_at timestamptz NOT NULL DEFAULT now()
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    hnsw_search jsonb
 )
 """
+# Tables created before the loader calibrated ef_search get the column on their next load.
+SOURCES_TABLE_UPGRADE_SQL = "ALTER TABLE embedding_sources ADD COLUMN IF NOT EXISTS hnsw_search jsonb"
 # Serializes loaders (two post-deploy invocations racing, or sql/embeddings.sql) without blocking readers.
 # The bytes of 'recsys-e'; sql/embeddings.sql uses the same number in decimal.
 LOADER_LOCK_KEY = 0x7265637379732D65  # 8243104040581541221
@@ -562,12 +597,16 @@ class TableLoad:
     rows: int
     copy_seconds: float = 0.0
     index_seconds: float = 0.0
+    calibration_seconds: float = 0.0
+    # Per metric, the calibrated ef_search and its measured recall (`recsys.calibration.Calibration.as_json`).
+    hnsw_search: dict[str, Any] | None = None
 
 
 def ensure_schema(conn: psycopg2.extensions.connection) -> None:
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
         cur.execute(SOURCES_TABLE_SQL)
+        cur.execute(SOURCES_TABLE_UPGRADE_SQL)
 
 
 def _recorded(cur: Any, table: TableName) -> tuple[str, str] | None:
@@ -580,7 +619,8 @@ def _recorded(cur: Any, table: TableName) -> tuple[str, str] | None:
 
 
 def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
-                       progress: Callable[[str], None]) -> TableLoad:
+                       progress: Callable[[str], None]) -> tuple[TableLoad, np.ndarray]:
+    """COPY the source into `<table>_loading` and index it; returns the load and the vectors (for the calibration)."""
     import time
 
     spec = TABLES[source.table]
@@ -588,12 +628,15 @@ def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
     cur.execute(f"DROP TABLE IF EXISTS {staging}")
     cur.execute(f"CREATE TABLE {staging} (id {spec.id_type} NOT NULL, embedding vector({EMBEDDING_DIM}) NOT NULL)")
     rows = 0
+    # float32, as stored: 128 MB for 1M items, well inside the loader's memory.
+    kept: list[np.ndarray] = []
 
     def blocks() -> Iterator[bytes]:
         nonlocal rows
         yield COPY_SIGNATURE
         for chunk in parse_embeddings(source.open_lines(), id_type=spec.id_type, source=source.uri):
             rows += len(chunk.ids)
+            kept.append(np.asarray(chunk.vectors, dtype=np.float32))
             yield encode_copy_rows(chunk, spec.id_type)
         yield COPY_TRAILER
 
@@ -617,7 +660,82 @@ def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
             f"WITH (m = {int(params.m)}, ef_construction = {int(params.ef_construction)})"
         )
     indexed = time.perf_counter()
-    return TableLoad(spec.name, "loaded", source.uri, source.version, rows, copied - started, indexed - copied)
+    vectors = np.concatenate(kept) if kept else np.empty((0, EMBEDDING_DIM), dtype=np.float32)
+    return TableLoad(spec.name, "loaded", source.uri, source.version, rows, copied - started, indexed - copied), vectors
+
+
+def _index_answers(cur: Any, table: str, metric: Metric, queries: np.ndarray, k: int,
+                   ef_search: int) -> list[list[float]]:
+    """The scores of the k rows the HNSW index of `metric` on `table` returns for each query at `ef_search`."""
+    cur.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+    cur.execute(
+        f"SELECT q.ord, {METRIC_SCORE[metric]} "
+        f"FROM unnest(%(queries)s::vector[]) WITH ORDINALITY AS q(embedding, ord) "
+        f"CROSS JOIN LATERAL (SELECT i.embedding FROM {table} AS i "
+        f"ORDER BY i.embedding {METRIC_ORDER_BY[metric]} q.embedding LIMIT %(k)s) AS i",
+        {"queries": [vector_literal(row) for row in queries], "k": int(k)},
+    )
+    out: list[list[float]] = [[] for _ in range(len(queries))]
+    for ordinal, score in cur.fetchall():
+        out[ordinal - 1].append(float(score))
+    return out
+
+
+def calibrate_index(cur: Any, table: str, metric: Metric, vectors: np.ndarray, queries: np.ndarray, *,
+                    k: int = calibration.CALIBRATION_K, target: float = calibration.TARGET_RECALL,
+                    ladder: Sequence[int] = calibration.EF_SEARCH_LADDER) -> calibration.Calibration:
+    """Measure the HNSW index of `metric` on `table` (whose rows are `vectors`) against exact search for `queries`,
+    and choose the smallest ef_search on the ladder whose recall@k reaches `target`.
+
+    Runs inside the caller's transaction (it uses SET LOCAL), with sequential scans off so the planner cannot answer
+    a small table exactly and make any ef_search look perfect.
+    """
+    kth = calibration.exact_kth_scores(queries, vectors, metric, k)
+    cur.execute("SET LOCAL enable_seqscan = off")
+    result = calibration.choose_ef_search(
+        lambda ef: calibration.recall_at_k(_index_answers(cur, table, metric, queries, k, ef), kth, k),
+        metric=metric, k=k, queries=len(queries), target=target, ladder=ladder)
+    cur.execute("SET LOCAL enable_seqscan = on")
+    return result
+
+
+def _query_sample(vectors: np.ndarray) -> np.ndarray:
+    return vectors[calibration.sample_rows(len(vectors), calibration.CALIBRATION_QUERIES)]
+
+
+def _live_user_sample(cur: Any) -> np.ndarray | None:
+    """Some live user embeddings (deterministic), when the run does not load users itself."""
+    if not _exists(cur, "user_emb"):
+        return None
+    cur.execute("SELECT embedding::text FROM user_emb ORDER BY md5(id::text) LIMIT %s",
+                (calibration.CALIBRATION_QUERIES,))
+    rows = [np.array(text.strip("[]").split(","), dtype=np.float32) for (text,) in cur.fetchall()]
+    return np.stack(rows) if rows else None
+
+
+def _calibrate_load(cur: Any, load: TableLoad, vectors: np.ndarray, user_queries: np.ndarray | None,
+                    progress: Callable[[str], None]) -> None:
+    """Calibrate every index of a freshly built staging table; the result is recorded at the swap."""
+    import time
+
+    started = time.perf_counter()
+    spec = TABLES[load.table]
+    found: dict[str, Any] = {}
+    for _suffix, opclass in spec.indexes:
+        metric = OPCLASS_METRIC[opclass]
+        # items_for_users searches item_emb by inner product with *user* embeddings: calibrate with those.
+        queries = user_queries if metric == "inner_product" and user_queries is not None else _query_sample(vectors)
+        if len(vectors) == 0 or len(queries) == 0:
+            continue
+        result = calibrate_index(cur, f"{spec.name}_loading", metric, vectors, queries)
+        found[metric] = result.as_json()
+        note = "" if result.reached_target else (
+            f"; even ef_search={result.ef_search} stays below the target {result.target_recall}: rebuild with a "
+            "larger m / ef_construction")
+        progress(f"{spec.name}: {metric} index calibrated: ef_search={result.ef_search} gives recall@{result.k} "
+                 f"{result.recall:.3f} over {result.queries} queries{note}")
+    load.hnsw_search = found
+    load.calibration_seconds = time.perf_counter() - started
 
 
 def _swap_in(cur: Any, load: TableLoad, *, lock_timeout_ms: int, attempts: int) -> None:
@@ -650,10 +768,12 @@ def _swap_in(cur: Any, load: TableLoad, *, lock_timeout_ms: int, attempts: int) 
     for suffix, _ in spec.indexes:
         cur.execute(f"ALTER INDEX {index_name(staging, suffix)} RENAME TO {index_name(spec.name, suffix)}")  # type: ignore[arg-type]
     cur.execute(
-        "INSERT INTO embedding_sources (table_name, source_uri, source_version, row_count, loaded_at) "
-        "VALUES (%s, %s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE SET source_uri = EXCLUDED.source_uri, "
-        "source_version = EXCLUDED.source_version, row_count = EXCLUDED.row_count, loaded_at = now()",
-        (spec.name, load.source, load.version, load.rows),
+        "INSERT INTO embedding_sources (table_name, source_uri, source_version, row_count, loaded_at, hnsw_search) "
+        "VALUES (%s, %s, %s, %s, now(), %s) ON CONFLICT (table_name) DO UPDATE SET source_uri = EXCLUDED.source_uri, "
+        "source_version = EXCLUDED.source_version, row_count = EXCLUDED.row_count, loaded_at = now(), "
+        "hnsw_search = EXCLUDED.hnsw_search",
+        (spec.name, load.source, load.version, load.rows,
+         None if load.hnsw_search is None else json.dumps(load.hnsw_search)),
     )
 
 
@@ -680,7 +800,7 @@ def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[Embe
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOADER_LOCK_KEY,))
             # Under the lock: two first-ever loads racing on CREATE EXTENSION / CREATE TABLE would otherwise collide.
             ensure_schema(conn)
-            fresh: list[TableLoad] = []
+            fresh: list[tuple[TableLoad, np.ndarray]] = []
             for source in sources:
                 recorded = _recorded(cur, source.table)
                 if not force and recorded == (source.uri, source.version):
@@ -689,10 +809,14 @@ def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[Embe
                                              int(cur.fetchone()[0])))
                     say(f"{source.table}: unchanged ({source.uri} {source.version})")
                     continue
-                load = _build_fresh_table(cur, source, params, say)
-                fresh.append(load)
+                load, vectors = _build_fresh_table(cur, source, params, say)
+                fresh.append((load, vectors))
                 results.append(load)
-            for load in fresh:
+            fresh_users = [vectors for load, vectors in fresh if load.table == "user_emb"]
+            user_queries = _query_sample(fresh_users[0]) if fresh_users else _live_user_sample(cur)
+            for load, vectors in fresh:
+                _calibrate_load(cur, load, vectors, user_queries, say)
+            for load, _vectors in fresh:
                 _swap_in(cur, load, lock_timeout_ms=lock_timeout_ms, attempts=lock_attempts)
         conn.commit()
     except BaseException:

@@ -17,7 +17,7 @@ import boto3
 import loader
 import numpy as np
 import pytest
-from recsys import vectordb
+from recsys import calibration, vectordb
 from recsys.vectordb import EmbeddingsFileError, QueryInputError
 
 DIM = 32
@@ -360,6 +360,74 @@ def test_both_batch_queries_use_the_hnsw_indexes_at_a_realistic_catalogue_size(
     assert "Index Scan using item_emb_embedding_cos_idx" in items_plan, items_plan
 
 
+# ---- ef_search calibration ----------------------------------------------------------------------------------------
+def current_ef_search(conn: Any) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SHOW hnsw.ef_search")
+        return int(cur.fetchone()[0])
+
+
+def test_the_loader_records_for_each_index_the_smallest_ef_search_that_reaches_the_target_recall(
+        database: dict[str, str], tmp_path: Path) -> None:
+    n = 3_000
+    items, users = random_vectors(n, 31), random_vectors(200, 32)
+    (tmp_path / "items.csv").write_bytes(embeddings_csv(item_ids(n), items))
+    (tmp_path / "users.csv").write_bytes(embeddings_csv(list(range(200)), users))
+    conn = vectordb.connect_from_env(database)
+
+    loads = vectordb.load_embeddings(conn, [vectordb.file_source("item_emb", str(tmp_path / "items.csv")),
+                                            vectordb.file_source("user_emb", str(tmp_path / "users.csv"))])
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name, hnsw_search FROM embedding_sources ORDER BY 1")
+        recorded = dict(cur.fetchall())
+    assert set(recorded["item_emb"]) == {"inner_product", "cosine"} and set(recorded["user_emb"]) == {"cosine"}
+    assert recorded["item_emb"] == next(load.hnsw_search for load in loads if load.table == "item_emb")
+    for entry in (*recorded["item_emb"].values(), recorded["user_emb"]["cosine"]):
+        assert entry["reached_target"] and entry["recall"] >= entry["target_recall"] == 0.95
+        assert entry["ef_search"] in calibration.EF_SEARCH_LADDER
+        # The smallest rung that reached the target: every rung tried before it fell short.
+        assert entry["tried"][-1] == [entry["ef_search"], entry["recall"]]
+        assert all(recall < 0.95 for _, recall in entry["tried"][:-1])
+    # Independent check of the recorded recall: exact numpy search against the live index at the chosen value.
+    cosine = recorded["item_emb"]["cosine"]
+    probe = vectordb.connect_from_env(database, ef_search=cosine["ef_search"])
+    asked = item_ids(n)[:300:3]
+    got = vectordb.similar_items(probe, asked, 10)
+    exact = vectordb.exact_scores(items[:300:3], items, "cosine")
+    exact[np.arange(len(asked)), np.arange(0, 300, 3)] = -np.inf
+    hits = sum(len({i for i, _ in top} & {item_ids(n)[j] for j in np.argsort(-row)[:10]})
+               for top, row in zip(got, exact, strict=True))
+    assert hits / (10 * len(asked)) >= 0.9
+
+
+def test_the_queries_search_with_the_calibrated_ef_search_unless_the_connection_pins_one(
+        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray]) -> None:
+    env, ids, _vectors = loaded_catalogue
+    admin = vectordb.connect_from_env(env)
+    with admin.cursor() as cur:
+        cur.execute("UPDATE embedding_sources SET hnsw_search = %s WHERE table_name = 'item_emb'",
+                    (json.dumps({"inner_product": {"ef_search": 37}, "cosine": {"ef_search": 23}}),))
+    serving = vectordb.connect_from_env(env)
+
+    vectordb.items_for_users(serving, random_vectors(2, 5), 5)
+    assert current_ef_search(serving) == 37
+    vectordb.similar_items(serving, ids[:2], 5)
+    assert current_ef_search(serving) == 23
+    # Never fewer candidates than the query must return: k + 1 for similar items (the item itself is filtered out).
+    assert len(vectordb.similar_items(serving, ids[:1], 40)[0]) == 40
+    assert current_ef_search(serving) == 41
+
+    pinned = vectordb.connect_from_env(env, ef_search=333)
+    vectordb.similar_items(pinned, ids[:2], 5)
+    assert current_ef_search(pinned) == 333
+
+    with admin.cursor() as cur:
+        cur.execute("UPDATE embedding_sources SET hnsw_search = NULL")
+    vectordb.items_for_users(serving, random_vectors(1, 6), 5)
+    assert current_ef_search(serving) == vectordb.DEFAULT_EF_SEARCH
+
+
 # ---- connection settings ------------------------------------------------------------------------------------------
 def test_the_password_comes_from_the_secret_when_no_plaintext_variable_is_set(
         database: dict[str, str], moto_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -486,6 +554,10 @@ def test_the_sql_script_loads_and_swaps_in_both_tables_with_hnsw_indexes(databas
         assert [r[0] for r in cur.fetchall()] == ["item_emb_embedding_cos_idx", "item_emb_embedding_ip_idx",
                                                    "item_emb_pkey", "user_emb_embedding_cos_idx", "user_emb_pkey"]
     assert vectordb.similar_items(vectordb.connect_from_env(database), ["S00003"], 3)[0]
+    # The script measures no recall: its tables are served at the default ef_search until the loader calibrates them.
+    with vectordb.connect_from_env(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM embedding_sources WHERE hnsw_search IS NOT NULL")
+        assert cur.fetchone()[0] == 0
 
 
 def test_the_sql_script_rolls_back_everything_on_a_bad_file(database: dict[str, str]) -> None:
