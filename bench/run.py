@@ -187,15 +187,20 @@ def serving_query(queries: Sequence[Mapping[str, Any]], serving_ef_search: int) 
 
 
 def summarize_vectors(raw: Mapping[str, Any]) -> dict[str, Any]:
-    serving_ef_search = int(raw.get("serving_ef_search") or FALLBACK_SERVING_EF_SEARCH)
+    fallback_ef_search = int(raw.get("uncalibrated_ef_search") or raw.get("serving_ef_search")
+                             or FALLBACK_SERVING_EF_SEARCH)
     out: dict[str, Any] = {"quick": bool(raw.get("quick")), "date": raw.get("date"), "server": raw.get("server"),
-                           "serving_ef_search": serving_ef_search}
+                           "uncalibrated_ef_search": fallback_ef_search}
     sizes = sorted(raw.get("results") or [], key=lambda r: int(r["items"]))
     for size in sizes:
+        # Each size is served at the ef_search its calibration chose (older documents: one value for all sizes).
+        serving_ef_search = int(size.get("serving_ef_search") or fallback_ef_search)
         query = serving_query(size.get("queries") or [], serving_ef_search) or {}
         out[size_key(int(size["items"]))] = {
             "items": int(size["items"]),
             "ef_search": query.get("ef_search"),
+            "calibration": size.get("calibration"),
+            "server": query.get("server"),
             "p50_ms": query.get("p50_ms"), "p99_ms": query.get("p99_ms"), "recall_at_10": query.get("recall_at_10"),
             "build_s": (size.get("hnsw_build") or {}).get("seconds"),
             "hnsw": {k: v for k, v in (size.get("hnsw_build") or {}).items() if k != "seconds"},
@@ -352,6 +357,29 @@ def _command_line(section: Mapping[str, Any]) -> list[str]:
     return [line + ".", ""]
 
 
+def _vector_profile(vectors: Mapping[str, Any]) -> list[str]:
+    """Where a vector query's time goes, per size and ef_search: recall bought against buffers touched."""
+    rows = []
+    for key in sorted((k for k in vectors if k.startswith("items_")), key=lambda k: vectors[k]["items"]):
+        v = vectors[key]
+        for q in v.get("by_ef_search") or []:
+            server = q.get("server") or {}
+            chosen = " (serving)" if q.get("ef_search") == v.get("ef_search") else ""
+            rows.append((fmt(v["items"]), f"{q.get('ef_search')}{chosen}", fmt(q.get("recall_at_10")),
+                         f"{fmt(q.get('p50_ms'))} / {fmt(q.get('p99_ms'))}", fmt(server.get("execution_p50_ms")),
+                         fmt(server.get("buffers_p50")), fmt(server.get("us_per_buffer"))))
+    if not any(row[4] != "–" for row in rows):
+        return []
+    return ["", "## Where the time goes: vector queries", "",
+            "Per size and hnsw.ef_search: recall@10, client latency, and a server-side profile of the same statement "
+            "(`EXPLAIN (ANALYZE, BUFFERS)` over 100 of the queries, medians): execution time inside PostgreSQL and "
+            "the shared buffers it touched. pgvector's HNSW scan reads one buffer per graph element it visits, so "
+            "the time follows the buffers, and the buffers follow ef_search; client minus server time is the round "
+            "trip and the protocol.", "",
+            *_table(("items", "ef_search", "recall@10", "client p50 / p99 ms", "server p50 ms", "buffers p50",
+                     "µs per buffer"), rows)]
+
+
 def render_markdown(results: Mapping[str, Any]) -> str:
     machine = results.get("machine") or {}
     lines = [
@@ -392,10 +420,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     if vectors:
         lines += ["", "## Vectors: load, HNSW build, k=10 queries", "",
                   "Load: the loader's binary COPY against multi-row INSERT (1,000 rows per statement) of a sample, "
-                  "random 32-d vectors. Queries: the `similar_items` statement, one id per statement over TCP, "
-                  f"hnsw.ef_search = {vectors.get('serving_ef_search', FALLBACK_SERVING_EF_SEARCH)} (the serving "
-                  "setting; the other values are in results.json); baseline for recall: exact cosine "
-                  "search in numpy.", ""]
+                  "random 32-d vectors. Queries: the `similar_items` statement, one id per statement over TCP, at "
+                  "the hnsw.ef_search the loader's calibration chose for that index (the smallest value whose "
+                  "recall@10 over 500 sampled queries reaches 0.95; what the Lambdas use); the other values are in "
+                  "the profile below. Baseline for recall: exact cosine search in numpy.", ""]
         lines += _command_line(vectors)
         load = vectors.get("load") or {}
         rows = [(f"load {fmt(load.get('items'))} vectors", fmt(load.get("copy_vectors_per_s"), " vec/s"),
@@ -405,9 +433,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             v = vectors[key]
             rows.append((f"{fmt(v['items'])} items: query p50 / p99", f"{fmt(v.get('p50_ms'))} / "
                          f"{fmt(v.get('p99_ms'))} ms", "–", "–",
-                         f"recall@10 {fmt(v.get('recall_at_10'))} vs exact; HNSW build {fmt(v.get('build_s'))} s "
-                         f"(m={v['hnsw'].get('m')}, ef_construction={v['hnsw'].get('ef_construction')})"))
+                         f"ef_search {fmt(v.get('ef_search'))}: recall@10 {fmt(v.get('recall_at_10'))} vs exact; "
+                         f"HNSW build {fmt(v.get('build_s'))} s (m={v['hnsw'].get('m')}, "
+                         f"ef_construction={v['hnsw'].get('ef_construction')})"))
         lines += _table(("workload", "ours", "baseline", "ratio", "notes"), rows)
+        lines += _vector_profile(vectors)
     batch = results.get("batch")
     if batch:
         lines += ["", "## Batch: the Glue script on local Spark", "",

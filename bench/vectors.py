@@ -8,9 +8,13 @@ For each catalogue size N (random 32-d float32 vectors, seed fixed):
 - `insert`: the baseline, multi-row INSERT (psycopg2 execute_values, 1,000 rows per statement) of a sample;
 - `csv_parse`: the loader's CSV validation + binary encoding alone (no database), rows/s;
 - `hnsw_build`: primary key and the cosine HNSW index (`m`, `ef_construction`) built after the load, seconds;
+- `calibration`: what the loader does after its build (`recsys.vectordb.calibrate_index`): the smallest
+  `hnsw.ef_search` on the ladder whose recall@10 over 500 sampled queries reaches 0.95. That value is the serving one
+  (`serving_ef_search` per size) and is always among the measured values;
 - `queries`: per `hnsw.ef_search`, k=10 similar-item queries (the `similar_items` statement, one id per statement, as
   the inference Lambda sends them) from a client over TCP: p50/p99 latency in ms (median over repeats) and recall@10
-  against exact cosine search in numpy.
+  against exact cosine search in numpy; plus a server-side profile of the same statement (`EXPLAIN (ANALYZE,
+  BUFFERS)` on a sample): execution time and shared buffers touched per query, which is where HNSW spends its time.
 
 Results go to stdout as one JSON document (issue 7's benchmark aggregates it); progress goes to stderr. Random normal
 vectors have no cluster structure, which makes them harder for HNSW than real embeddings: recall here is a floor.
@@ -206,7 +210,29 @@ def _query_runs(conn: Any, ids: list[str], vectors: np.ndarray, query_rows: np.n
             recalls.append(hits / (K * len(query_rows)))
     return {"ef_search": ef_search, "queries": len(query_rows), "repeats": repeats,
             "p50_ms": round(statistics.median(p50s), 3), "p99_ms": round(statistics.median(p99s), 3),
-            "recall_at_10": round(statistics.median(recalls), 4)}
+            "recall_at_10": round(statistics.median(recalls), 4),
+            "server": _server_profile(conn, sql, [ids[row] for row in query_rows[:PROFILE_QUERIES]], ef_search)}
+
+
+PROFILE_QUERIES = 100
+
+
+def _server_profile(conn: Any, sql: str, item_ids: list[str], ef_search: int) -> dict[str, Any]:
+    """Where a query's time goes inside PostgreSQL: median execution time and shared buffers (8 kB pages) touched, and
+    the time per buffer. HNSW reads one buffer per graph element it visits, so buffers track the work ef_search asks."""
+    execution_ms, buffers = [], []
+    with conn.cursor() as cur:
+        cur.execute(f"SET hnsw.ef_search = {int(ef_search)}")
+        for item_id in item_ids:
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, {"item_ids": [item_id], "k": K})
+            plan = cur.fetchone()[0][0]
+            execution_ms.append(float(plan["Execution Time"]))
+            top = plan["Plan"]
+            buffers.append(int(top.get("Shared Hit Blocks", 0)) + int(top.get("Shared Read Blocks", 0)))
+        conn.commit()
+    ms, blocks = statistics.median(execution_ms), statistics.median(buffers)
+    return {"queries": len(item_ids), "execution_p50_ms": round(ms, 3), "buffers_p50": int(blocks),
+            "us_per_buffer": round(1000 * ms / blocks, 3) if blocks else None}
 
 
 def bench_size(conn: Any, n: int, *, m: int, ef_construction: int, ef_search: list[int], repeats: int,
@@ -252,9 +278,20 @@ def bench_size(conn: Any, n: int, *, m: int, ef_construction: int, ef_search: li
     result["hnsw_build"] = {"seconds": round(hnsw_seconds, 2), "primary_key_seconds": round(pk_seconds, 2), "m": m,
                             "ef_construction": ef_construction, "parallel_workers": int(workers)}
 
+    say(f"[{n:,}] ef_search calibration (what the loader does after its build)")
+    calibration = _vectordb().calibration
+    started = time.perf_counter()
+    with conn.cursor() as cur:
+        calibrated = _vectordb().calibrate_index(
+            cur, "bench_items", "cosine", vectors,
+            vectors[calibration.sample_rows(n, calibration.CALIBRATION_QUERIES, seed=1)], rows_of_table=True)
+        conn.commit()
+    result["calibration"] = {**calibrated.as_json(), "seconds": round(time.perf_counter() - started, 2)}
+    result["serving_ef_search"] = calibrated.ef_search
+
     query_rows = np.random.default_rng(7).choice(n, size=min(queries, n), replace=False)
     result["queries"] = []
-    for ef in ef_search:
+    for ef in sorted({*ef_search, calibrated.ef_search}):
         say(f"[{n:,}] k={K} similar-item queries, ef_search={ef}")
         result["queries"].append(_query_runs(conn, ids, vectors, query_rows, ef, repeats))
     with conn.cursor() as cur:
@@ -275,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=500)
     args = parser.parse_args(argv)
     if args.quick:
-        sizes, ef_search, repeats, queries, insert_sample = [5_000], [_vectordb().DEFAULT_EF_SEARCH], 2, 100, 2_000
+        sizes, ef_search, repeats, queries, insert_sample = [5_000], [], 2, 100, 2_000
     else:
         try:
             sizes = [int(s) for s in args.sizes.split(",")]
@@ -293,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {
         "benchmark": "vectors", "quick": args.quick, "k": K,
-        # What the Lambdas use (`connect_from_env`): the figure to read against the goals.
-        "serving_ef_search": _vectordb().DEFAULT_EF_SEARCH,
+        # Per size, `serving_ef_search` is the calibrated value the Lambdas would use; this is the fallback for a
+        # table the loader did not calibrate.
+        "uncalibrated_ef_search": _vectordb().DEFAULT_EF_SEARCH,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "results": [],

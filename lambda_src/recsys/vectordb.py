@@ -664,36 +664,54 @@ def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
     return TableLoad(spec.name, "loaded", source.uri, source.version, rows, copied - started, indexed - copied), vectors
 
 
-def _index_answers(cur: Any, table: str, metric: Metric, queries: np.ndarray, k: int,
-                   ef_search: int) -> list[list[float]]:
-    """The scores of the k rows the HNSW index of `metric` on `table` returns for each query at `ef_search`."""
+def _index_answers(cur: Any, table: str, metric: Metric, queries: np.ndarray, k: int, ef_search: int,
+                   rows_of_table: bool) -> list[list[float]]:
+    """The scores of the k rows the HNSW index of `metric` on `table` returns for each query at `ef_search`.
+
+    With `rows_of_table` (cosine queries that are rows of the table) the answer is the k nearest *other* rows, as
+    `similar_items` asks: k + 1 rows from the index, the query itself (similarity 1) left out.
+    """
+    fetch = k + 1 if rows_of_table else k
     cur.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
     cur.execute(
         f"SELECT q.ord, {METRIC_SCORE[metric]} "
         f"FROM unnest(%(queries)s::vector[]) WITH ORDINALITY AS q(embedding, ord) "
         f"CROSS JOIN LATERAL (SELECT i.embedding FROM {table} AS i "
         f"ORDER BY i.embedding {METRIC_ORDER_BY[metric]} q.embedding LIMIT %(k)s) AS i",
-        {"queries": [vector_literal(row) for row in queries], "k": int(k)},
+        {"queries": [vector_literal(row) for row in queries], "k": int(fetch)},
     )
     out: list[list[float]] = [[] for _ in range(len(queries))]
     for ordinal, score in cur.fetchall():
         out[ordinal - 1].append(float(score))
-    return out
+    if rows_of_table:
+        for scores in out:
+            itself = next((i for i, score in enumerate(scores) if score >= 1.0 - calibration.SCORE_TOLERANCE), None)
+            if itself is not None:
+                del scores[itself]
+    return [scores[:k] for scores in out]
 
 
 def calibrate_index(cur: Any, table: str, metric: Metric, vectors: np.ndarray, queries: np.ndarray, *,
-                    k: int = calibration.CALIBRATION_K, target: float = calibration.TARGET_RECALL,
+                    rows_of_table: bool, k: int = calibration.CALIBRATION_K,
+                    target: float = calibration.TARGET_RECALL,
                     ladder: Sequence[int] = calibration.EF_SEARCH_LADDER) -> calibration.Calibration:
     """Measure the HNSW index of `metric` on `table` (whose rows are `vectors`) against exact search for `queries`,
     and choose the smallest ef_search on the ladder whose recall@k reaches `target`.
 
+    `rows_of_table`: the queries are rows of the table and, as in `similar_items`, their answer is the k nearest
+    other rows (cosine only: the left-out row is recognised by its similarity of 1).
+
     Runs inside the caller's transaction (it uses SET LOCAL), with sequential scans off so the planner cannot answer
     a small table exactly and make any ef_search look perfect.
     """
-    kth = calibration.exact_kth_scores(queries, vectors, metric, k)
+    if rows_of_table and metric != "cosine":
+        raise ValueError("rows_of_table needs the cosine metric: only there is a row's score with itself known (1)")
+    # A row's best match is itself: the k-th nearest other row is the (k+1)-th nearest row.
+    kth = calibration.exact_kth_scores(queries, vectors, metric, k + 1 if rows_of_table else k)
     cur.execute("SET LOCAL enable_seqscan = off")
     result = calibration.choose_ef_search(
-        lambda ef: calibration.recall_at_k(_index_answers(cur, table, metric, queries, k, ef), kth, k),
+        lambda ef: calibration.recall_at_k(_index_answers(cur, table, metric, queries, k, ef, rows_of_table), kth,
+                                           k),
         metric=metric, k=k, queries=len(queries), target=target, ladder=ladder)
     cur.execute("SET LOCAL enable_seqscan = on")
     return result
@@ -723,11 +741,14 @@ def _calibrate_load(cur: Any, load: TableLoad, vectors: np.ndarray, user_queries
     found: dict[str, Any] = {}
     for _suffix, opclass in spec.indexes:
         metric = OPCLASS_METRIC[opclass]
-        # items_for_users searches item_emb by inner product with *user* embeddings: calibrate with those.
-        queries = user_queries if metric == "inner_product" and user_queries is not None else _query_sample(vectors)
-        if len(vectors) == 0 or len(queries) == 0:
+        # items_for_users searches item_emb by inner product with *user* embeddings: calibrate with those. Cosine
+        # serves "similar to this row": the queries are the table's own rows, themselves left out.
+        from_users = metric == "inner_product" and user_queries is not None
+        queries = user_queries if from_users else _query_sample(vectors)
+        if len(vectors) == 0 or queries is None or len(queries) == 0:
             continue
-        result = calibrate_index(cur, f"{spec.name}_loading", metric, vectors, queries)
+        result = calibrate_index(cur, f"{spec.name}_loading", metric, vectors, queries,
+                                 rows_of_table=metric == "cosine")
         found[metric] = result.as_json()
         note = "" if result.reached_target else (
             f"; even ef_search={result.ef_search} stays below the target {result.target_recall}: rebuild with a "

@@ -8,6 +8,7 @@ markdown) are checked on recorded documents, so a renamed key in a benchmark's o
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -90,6 +91,19 @@ def test_vector_figures_are_the_serving_ef_search_and_the_load_rate_is_the_large
     assert summary["items_100k"]["p50_ms"] == 0.8
     assert summary["load"] == {"items": 1_000_000, "copy_vectors_per_s": 250_000, "copy_repeats": 5,
                                "insert_vectors_per_s": 20_000, "insert_rows": 20_000, "ratio": 12.5}
+
+
+def test_each_size_is_served_at_the_ef_search_its_calibration_chose() -> None:
+    doc = copy.deepcopy(VECTORS_DOC)
+    doc["results"][0]["serving_ef_search"] = 40
+    doc["results"][0]["calibration"] = {"ef_search": 40, "recall": 0.96, "tried": [[10, 0.7], [40, 0.96]]}
+
+    summary = runner.summarize_vectors(doc)
+
+    assert summary["items_1m"]["ef_search"] == 40 and summary["items_1m"]["p99_ms"] == 2.0
+    assert summary["items_1m"]["calibration"]["recall"] == 0.96
+    # A size without a calibration falls back to the document's single value.
+    assert summary["items_100k"]["ef_search"] == 100
 
 
 def test_goals_are_met_missed_or_not_measured_never_guessed() -> None:
