@@ -287,9 +287,13 @@ def loaded_catalogue(database: dict[str, str], tmp_path: Path) -> tuple[dict[str
     return database, ids, vectors
 
 
+@pytest.mark.parametrize("search", ["exact in memory", "hnsw index"])
 def test_items_for_users_ranks_by_inner_product_like_exact_search(
-        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray]) -> None:
+        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray], search: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     env, ids, vectors = loaded_catalogue
+    if search == "hnsw index":
+        monkeypatch.setattr(vectordb, "EXACT_SEARCH_MAX_ITEMS", 0)
     queries = random_vectors(8, 12)
     conn = vectordb.connect_from_env(env, ef_search=400)
 
@@ -307,9 +311,13 @@ def test_items_for_users_ranks_by_inner_product_like_exact_search(
     assert hits / (10 * len(got)) >= 0.95
 
 
+@pytest.mark.parametrize("search", ["exact in memory", "hnsw index"])
 def test_similar_items_ranks_by_cosine_excludes_the_item_and_gives_unknown_ids_an_empty_list(
-        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray]) -> None:
+        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray], search: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     env, ids, vectors = loaded_catalogue
+    if search == "hnsw index":
+        monkeypatch.setattr(vectordb, "EXACT_SEARCH_MAX_ITEMS", 0)
     conn = vectordb.connect_from_env(env, ef_search=400)
     asked = ["S00007", "no-such-item", "S01234", "S00007"]
 
@@ -360,6 +368,41 @@ def test_both_batch_queries_use_the_hnsw_indexes_at_a_realistic_catalogue_size(
     assert "Index Scan using item_emb_embedding_cos_idx" in items_plan, items_plan
 
 
+def test_a_small_catalogue_is_searched_exactly_in_memory_and_reread_after_every_load(
+        database: dict[str, str], tmp_path: Path) -> None:
+    users = random_vectors(6, 41)
+
+    def load(vectors: np.ndarray) -> None:
+        (tmp_path / "items.csv").write_bytes(embeddings_csv(item_ids(len(vectors)), vectors))
+        (tmp_path / "users.csv").write_bytes(embeddings_csv([1], users[:1]))
+        with vectordb.connect_from_env(database) as loading:
+            vectordb.load_embeddings(loading, [vectordb.file_source("item_emb", str(tmp_path / "items.csv")),
+                                               vectordb.file_source("user_emb", str(tmp_path / "users.csv"))])
+
+    def expected(vectors: np.ndarray) -> list[list[str]]:
+        scores = users.astype(np.float64) @ vectors.T.astype(np.float64)
+        return [[item_ids(len(vectors))[j] for j in np.argsort(-row, kind="stable")[:10]] for row in scores]
+
+    first, second = random_vectors(4_000, 42), random_vectors(3_000, 43)
+    serving = vectordb.connect_from_env(database)
+    load(first)
+    assert [[i for i, _ in top] for top in vectordb.items_for_users(serving, users, 10)] == expected(first)
+    assert vectordb.item_catalogue(serving) is vectordb.item_catalogue(serving), "read once, then reused"
+
+    load(second)  # the same connection sees the new load at its next call
+    got = vectordb.items_for_users(serving, users, 10)
+    assert [[i for i, _ in top] for top in got] == expected(second)
+    assert got[0][0][1] == pytest.approx(float(users[0] @ second[int(got[0][0][0][1:])]), abs=1e-4)
+
+
+def test_exact_top_k_orders_by_score_then_row_and_copes_with_k_beyond_the_catalogue() -> None:
+    matrix = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], dtype=np.float32)
+    rows, scores = vectordb.exact_top_k(np.array([[1.0, 0.0]]), matrix, 3)
+    assert rows.tolist() == [[0, 2, 3]] and scores.tolist() == [[1.0, 1.0, 0.5]]
+    rows, _ = vectordb.exact_top_k(np.array([[0.0, 1.0]]), matrix, 10)
+    assert rows.tolist() == [[1, 3, 0, 2]]
+
+
 # ---- ef_search calibration ----------------------------------------------------------------------------------------
 def current_ef_search(conn: Any) -> int:
     with conn.cursor() as cur:
@@ -402,8 +445,9 @@ def test_the_loader_records_for_each_index_the_smallest_ef_search_that_reaches_t
 
 
 def test_the_queries_search_with_the_calibrated_ef_search_unless_the_connection_pins_one(
-        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray]) -> None:
+        loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
     env, ids, _vectors = loaded_catalogue
+    monkeypatch.setattr(vectordb, "EXACT_SEARCH_MAX_ITEMS", 0)  # users -> items through the index, as for 1M items
     admin = vectordb.connect_from_env(env)
     with admin.cursor() as cur:
         cur.execute("UPDATE embedding_sources SET hnsw_search = %s WHERE table_name = 'item_emb'",

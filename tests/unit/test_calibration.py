@@ -84,3 +84,26 @@ def test_the_query_sample_is_deterministic_without_repeats_and_everything_when_s
     sample = calibration.sample_rows(1000, 100)
     assert len(set(sample.tolist())) == 100 and sample.max() < 1000
     np.testing.assert_array_equal(sample, calibration.sample_rows(1000, 100))
+
+
+# ---- exact top-k in memory (recsys.vectordb.top_k_of) ----------------------------------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(rows=st.integers(1, 6), columns=st.integers(1, 3000), k=st.integers(1, 12), seed=st.integers(0, 2**16),
+       tied=st.booleans(), excluded=st.booleans())
+def test_top_k_is_the_k_best_columns_best_first_ties_to_the_lower_column(
+        rows: int, columns: int, k: int, seed: int, tied: bool, excluded: bool) -> None:
+    from recsys import vectordb
+
+    rng = np.random.default_rng(seed)
+    # Rounded scores make many ties; -inf marks excluded entries, as similar_items does for the item itself.
+    scores = rng.normal(size=(rows, columns)).astype(np.float32)
+    if tied:
+        scores = np.round(scores, 1)
+    if excluded:
+        scores[np.arange(rows), rng.integers(0, columns, size=rows)] = -np.inf
+
+    got_columns, got_scores = vectordb.top_k_of(scores, k)
+
+    expected = np.array([np.lexsort((np.arange(columns), -row))[:min(k, columns)] for row in scores])
+    np.testing.assert_array_equal(got_columns, expected)
+    np.testing.assert_array_equal(got_scores, np.take_along_axis(scores, expected, axis=1))
