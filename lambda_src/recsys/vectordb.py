@@ -242,8 +242,8 @@ class ItemCatalogue:
 # Per server and database (a process may talk to several: tests, the benchmark), the catalogue last read.
 _catalogues: dict[tuple[str, str], ItemCatalogue] = {}
 
-def _read_catalogue(cur: Any, load: tuple[str, str]) -> ItemCatalogue:
-    """Every item of item_emb, in one consistent snapshot: ids, then the vectors as binary COPY (138 bytes a row)."""
+def read_catalogue(cur: Any, load: tuple[str, str], table: str = "item_emb") -> ItemCatalogue:
+    """Every item of `table`, in one consistent snapshot: ids, then the vectors as binary COPY (138 bytes a row)."""
     import io
 
     # Serving connections are autocommit: the two reads get a snapshot of their own. (A caller's open transaction is
@@ -252,10 +252,10 @@ def _read_catalogue(cur: Any, load: tuple[str, str]) -> ItemCatalogue:
     if own_snapshot:
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
-        cur.execute("SELECT id FROM item_emb ORDER BY id")
+        cur.execute(f"SELECT id FROM {table} ORDER BY id")
         ids = [str(row[0]) for row in cur.fetchall()]
         buffer = io.BytesIO()
-        cur.copy_expert("COPY (SELECT embedding FROM item_emb ORDER BY id) TO STDOUT (FORMAT binary)", buffer)
+        cur.copy_expert(f"COPY (SELECT embedding FROM {table} ORDER BY id) TO STDOUT (FORMAT binary)", buffer)
     finally:
         if own_snapshot:
             cur.execute("COMMIT")
@@ -263,11 +263,11 @@ def _read_catalogue(cur: Any, load: tuple[str, str]) -> ItemCatalogue:
     row_dtype = np.dtype([("fields", ">i2"), *_vector_field_dtype(EMBEDDING_DIM)])
     header = len(COPY_SIGNATURE)
     if len(data) < header + len(ids) * row_dtype.itemsize:
-        raise RuntimeError(f"item_emb came back short ({len(data)} bytes for {len(ids)} rows); the next batch "
+        raise RuntimeError(f"{table} came back short ({len(data)} bytes for {len(ids)} rows); the next batch "
                            "reads it again")
     rows = np.frombuffer(data, dtype=row_dtype, count=len(ids), offset=header)
     if not (rows["fields"] == 1).all() or not (rows["dim"] == EMBEDDING_DIM).all():
-        raise RuntimeError(f"item_emb rows are not {EMBEDDING_DIM}-d vectors; the next batch reads it again")
+        raise RuntimeError(f"{table} rows are not {EMBEDDING_DIM}-d vectors; the next batch reads it again")
     return ItemCatalogue(load, ids, rows["values"].astype(np.float32))
 
 
@@ -288,13 +288,32 @@ def item_catalogue(conn: psycopg2.extensions.connection) -> ItemCatalogue | None
         load = (str(found[0]), str(found[1]))
         cached = _catalogues.get(where)
         if cached is None or cached.load != load:
-            cached = _catalogues[where] = _read_catalogue(cur, load)
+            cached = _catalogues[where] = read_catalogue(cur, load)
         return cached
 
 
-def exact_top_k(queries: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row numbers and scores of the k highest inner products per query, best first (ties: lower row first)."""
-    return top_k_of(np.asarray(queries, dtype=np.float32) @ matrix.T, k)
+# Scores are computed for this many (query, item) pairs at a time: 32 MB of float32, so a batch of 500 users against
+# 200k items never needs a 400 MB matrix inside a 512 MB function.
+SCORE_CHUNK_PAIRS = 8_000_000
+
+
+def exact_top_k(queries: np.ndarray, matrix: np.ndarray, k: int,
+                exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers and scores of the k highest inner products per query, best first (ties: lower row first).
+    `exclude[i]`, when given, is a row query i must not get (the item itself, for similar items)."""
+    q = np.asarray(queries, dtype=np.float32)
+    per_chunk = max(1, SCORE_CHUNK_PAIRS // max(1, matrix.shape[0]))
+    rows, scores = [], []
+    for start in range(0, len(q), per_chunk):
+        chunk = q[start:start + per_chunk] @ matrix.T
+        if exclude is not None:
+            chunk[np.arange(len(chunk)), exclude[start:start + per_chunk]] = -np.inf
+        top, top_scores = top_k_of(chunk, k)
+        rows.append(top)
+        scores.append(top_scores)
+    if not rows:
+        return np.empty((0, min(k, matrix.shape[0])), dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    return np.concatenate(rows), np.concatenate(scores)
 
 
 _TOP_K_BLOCK = 64
@@ -334,15 +353,14 @@ def top_k_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return columns[take], values[take]
 
 
-def _exact_similar(catalogue: ItemCatalogue, ids: list[str], k: int) -> list[list[tuple[str, float]]]:
+def exact_similar(catalogue: ItemCatalogue, ids: list[str], k: int) -> list[list[tuple[str, float]]]:
     known = [catalogue.row_of.get(item_id) for item_id in ids]
     rows = np.array([row for row in known if row is not None], dtype=np.int64)
     out: list[list[tuple[str, float]]] = [[] for _ in ids]
     if not len(rows):
         return out
-    scores = catalogue.unit[rows] @ catalogue.unit.T
-    scores[np.arange(len(rows)), rows] = -np.inf  # never the item itself
-    top, top_scores = top_k_of(scores, min(k, len(catalogue.ids) - 1))
+    top, top_scores = exact_top_k(catalogue.unit[rows], catalogue.unit, min(k, len(catalogue.ids) - 1),
+                                  exclude=rows)
     answers = iter(zip(top.tolist(), top_scores.tolist(), strict=True))
     for position, row in enumerate(known):
         if row is not None:
@@ -389,7 +407,7 @@ def similar_items(conn: psycopg2.extensions.connection, item_ids: Sequence[str],
         return []
     catalogue = item_catalogue(conn)
     if catalogue is not None:
-        return _exact_similar(catalogue, ids, k)
+        return exact_similar(catalogue, ids, k)
     with conn.cursor() as cur:
         # k + 1 rows: the index scan also meets the item itself, which the query then filters out.
         cur.execute(EF_SEARCH_SQL + SIMILAR_ITEMS_SQL,

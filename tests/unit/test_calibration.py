@@ -107,3 +107,20 @@ def test_top_k_is_the_k_best_columns_best_first_ties_to_the_lower_column(
     expected = np.array([np.lexsort((np.arange(columns), -row))[:min(k, columns)] for row in scores])
     np.testing.assert_array_equal(got_columns, expected)
     np.testing.assert_array_equal(got_scores, np.take_along_axis(scores, expected, axis=1))
+
+
+def test_exact_top_k_in_chunks_of_queries_gives_the_same_answer_and_never_the_excluded_row(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsys import vectordb
+
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(700, 8)).astype(np.float32)
+    queries = matrix[:50]
+    whole_rows, whole_scores = vectordb.exact_top_k(queries, matrix, 5, exclude=np.arange(50))
+    monkeypatch.setattr(vectordb, "SCORE_CHUNK_PAIRS", 700 * 7)  # 7 queries per chunk
+
+    rows, scores = vectordb.exact_top_k(queries, matrix, 5, exclude=np.arange(50))
+
+    np.testing.assert_array_equal(rows, whole_rows)
+    np.testing.assert_allclose(scores, whole_scores, rtol=1e-6)  # BLAS rounds differently per shape
+    assert not (rows == np.arange(50)[:, None]).any()
