@@ -1,6 +1,7 @@
 """Streaming benchmark: records/s of our transformation against the lab's per-record HTTP path, same PostgreSQL.
 
-- ours: `transformation.handler` on Firehose events of 500 records (one model call, two SQL statements per batch);
+- ours: `transformation.handler` on Firehose events of 500 records (one model call, two SQL statements per batch;
+  catalogues up to 200k items are searched exactly in memory, see docs/vectors.md);
 - lab-style: per record, the lab's three calls to the inference Function URL (`POST /user_embeddings`,
   `POST /items_from_user?limit=5`, `GET /items_from_item?item_id=<history item>&limit=5`), served on 127.0.0.1 by an
   in-process HTTP server that builds the Function URL event and calls `inference.handler` (the local daemon adds a
