@@ -242,6 +242,7 @@ class ItemCatalogue:
 # Per server and database (a process may talk to several: tests, the benchmark), the catalogue last read.
 _catalogues: dict[tuple[str, str], ItemCatalogue] = {}
 
+
 def read_catalogue(cur: Any, load: tuple[str, str], table: str = "item_emb") -> ItemCatalogue:
     """Every item of `table`, in one consistent snapshot: ids, then the vectors as binary COPY (138 bytes a row)."""
     import io
@@ -386,8 +387,9 @@ def items_for_users(conn: psycopg2.extensions.connection, embeddings: np.ndarray
         return [[(catalogue.ids[r], float(v)) for r, v in zip(row, score, strict=True)]
                 for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
     with conn.cursor() as cur:
-        cur.execute(EF_SEARCH_SQL + ITEMS_FOR_USERS_SQL, {"embeddings": [vector_literal(row) for row in matrix], "k": k,
-                                          **_ef_search_params(conn, "inner_product", k)})
+        cur.execute(EF_SEARCH_SQL + ITEMS_FOR_USERS_SQL,
+                    {"embeddings": [vector_literal(row) for row in matrix], "k": k,
+                     **_ef_search_params(conn, "inner_product", k)})
         return _group(cur.fetchall(), len(matrix))
 
 
