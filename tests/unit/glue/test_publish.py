@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -22,6 +24,63 @@ def test_new_files_go_in_before_the_partitions_old_files_go_out(etl: ModuleType)
         ("delete", "customerNumber=112/part-old.parquet"),
     )
     assert plan.partitions == (103, 112)
+
+
+def test_the_plan_splits_into_partitions_each_putting_before_deleting_and_removals_kept_for_last(
+        etl: ModuleType) -> None:
+    plan = etl.plan_publish(
+        ["customerNumber=103/old.parquet", "customerNumber=999/old.parquet", "customerNumber=112/old.parquet"],
+        ["customerNumber=112/new.parquet", "customerNumber=103/new.parquet", "customerNumber=103/new2.parquet"],
+    )
+
+    written, removed = etl.partition_steps(plan)
+
+    assert [(p.folder, p.puts, p.deletes) for p in written] == [
+        ("customerNumber=103", ("customerNumber=103/new.parquet", "customerNumber=103/new2.parquet"),
+         ("customerNumber=103/old.parquet",)),
+        ("customerNumber=112", ("customerNumber=112/new.parquet",), ("customerNumber=112/old.parquet",)),
+    ]
+    assert [(p.folder, p.puts, p.deletes) for p in removed] == [
+        ("customerNumber=999", (), ("customerNumber=999/old.parquet",))]
+
+
+def test_a_parallel_publish_of_many_partitions_leaves_exactly_the_staged_files(
+        etl: ModuleType, aws: dict[str, Any], tmp_path: Path) -> None:
+    s3, bucket = aws["s3"], aws["bucket"]
+    target = etl.parse_s3_uri(f"s3://{bucket}/ratings-ml-training/")
+    for n in range(100, 160):  # the previous run: 60 partitions, 10 of which the new run no longer writes
+        s3.put_object(Bucket=bucket, Key=f"ratings-ml-training/customerNumber={n}/part-old.parquet", Body=b"old")
+    staged_dir = tmp_path / "staged"
+    for n in range(110, 200):
+        folder = staged_dir / f"customerNumber={n}"
+        folder.mkdir(parents=True)
+        (folder / "part-new.parquet").write_bytes(f"new-{n}".encode())
+    staged = etl.StagedRun(s3, local_dir=staged_dir)
+
+    plan = etl.plan_publish(etl.list_keys(s3, target), staged.keys())
+    etl.apply_publish(s3, plan, staged, target, workers=8)
+
+    assert sorted(etl.list_keys(s3, target)) == sorted(f"customerNumber={n}/part-new.parquet" for n in range(110, 200))
+    assert s3.get_object(Bucket=bucket, Key="ratings-ml-training/customerNumber=150/part-new.parquet")[
+        "Body"].read() == b"new-150"
+
+
+def test_the_first_failed_upload_stops_the_publish_and_is_raised(etl: ModuleType, aws: dict[str, Any],
+                                                                 tmp_path: Path) -> None:
+    s3, bucket = aws["s3"], aws["bucket"]
+    target = etl.parse_s3_uri(f"s3://{bucket}/ratings-ml-training/")
+    staged_dir = tmp_path / "staged"
+    for n in range(100, 140):
+        (staged_dir / f"customerNumber={n}").mkdir(parents=True)
+        (staged_dir / f"customerNumber={n}" / "part.parquet").write_bytes(b"x")
+    staged = etl.StagedRun(s3, local_dir=staged_dir)
+    plan = etl.plan_publish([], staged.keys())
+    (staged_dir / "customerNumber=100" / "part.parquet").unlink()  # vanishes between staging and publish
+
+    with pytest.raises(FileNotFoundError):
+        etl.apply_publish(s3, plan, staged, target, workers=1)
+    # With one worker, nothing after the failed partition was started.
+    assert etl.list_keys(s3, target) == []
 
 
 def test_partitions_of_customers_without_ratings_now_are_removed(etl: ModuleType) -> None:
