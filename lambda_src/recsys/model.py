@@ -12,6 +12,7 @@ larger inner product means a higher predicted rating: that is why user -> item r
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -50,12 +51,14 @@ class CategoricalFeature:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.categories)})
 
+    def index_of(self, record: Mapping[str, Any]) -> int | None:
+        """The position of the record's category in the one-hot, None for a missing or unseen one (all zeros)."""
+        value = _first_present(record, self.keys)
+        return None if value is None else self._index.get(str(value).strip())
+
     def encode(self, record: Mapping[str, Any]) -> np.ndarray:
         out = np.zeros(len(self.categories), dtype=np.float32)
-        value = _first_present(record, self.keys)
-        if value is None:
-            return out
-        index = self._index.get(str(value).strip())
+        index = self.index_of(record)
         if index is not None:
             out[index] = 1.0
         return out
@@ -103,15 +106,31 @@ class Tower:
     def input_dim(self) -> int:
         return sum(len(f.categories) for f in self.categorical) + len(self.numeric)
 
+    @functools.cached_property
+    def _offsets(self) -> tuple[tuple[int, ...], int]:
+        """Where each categorical one-hot starts in a feature row, and where the numeric features start."""
+        starts, at = [], 0
+        for feature in self.categorical:
+            starts.append(at)
+            at += len(feature.categories)
+        return tuple(starts), at
+
     def features(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        # Written in place, one cell per feature: the same row as concatenating each feature's `encode`, without
+        # allocating small arrays per record (a batch embeds hundreds of users).
         rows = np.zeros((len(records), self.input_dim), dtype=np.float32)
+        starts, numeric_start = self._offsets
         for r, record in enumerate(records):
             if not isinstance(record, Mapping):
                 kind = type(record).__name__
                 raise FeatureError(f"{self.name} #{r} must be an object with feature fields, got {kind}")
-            parts = [f.encode(record) for f in self.categorical]
-            parts.append(np.array([f.encode(record) for f in self.numeric], dtype=np.float32))
-            rows[r] = np.concatenate(parts)
+            row = rows[r]
+            for feature, start in zip(self.categorical, starts, strict=True):
+                index = feature.index_of(record)
+                if index is not None:
+                    row[start + index] = 1.0
+            for j, numeric in enumerate(self.numeric):
+                row[numeric_start + j] = numeric.encode(record)
         return rows
 
     def embed(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -40,13 +40,13 @@ class Recommendation:
 
 
 def _scored(rows: Sequence[tuple[str, float]]) -> tuple[ScoredItem, ...]:
-    return tuple(ScoredItem(id=str(item_id), score=float(score)) for item_id, score in rows)
+    return tuple([ScoredItem(str(item_id), float(score)) for item_id, score in rows])
 
 
 def _neighbours(rows: Sequence[tuple[str, float]]) -> tuple[NeighbourItem, ...]:
     # vectordb ranks neighbours by cosine similarity; the lab's field is a distance, so we report the cosine
     # distance (1 - similarity): 0 for the same direction, 2 for the opposite one, smaller is closer.
-    return tuple(NeighbourItem(id=str(item_id), distance=1.0 - float(score)) for item_id, score in rows)
+    return tuple([NeighbourItem(str(item_id), 1.0 - float(score)) for item_id, score in rows])
 
 
 def recommend_batch(

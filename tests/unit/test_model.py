@@ -169,3 +169,17 @@ def test_the_s3_bundle_is_the_same_model_as_the_directory_bundle(tmp_path: Path)
             ServingModel.from_s3("artifacts", "other/", s3_client=s3)
 
     np.testing.assert_array_equal(from_s3.user_embeddings(user), ServingModel.from_dir(tmp_path).user_embeddings(user))
+
+
+def test_a_feature_row_is_each_features_own_encoding_side_by_side(tmp_path: Path) -> None:
+    _write_bundle(tmp_path)
+    tower = ServingModel.from_dir(tmp_path).item
+    records = [{"product_line": "Ships", "product_scale": "1:10", "buy_price": 52.5, "MSRP": 90},
+               {"productLine": "Trains", "quantityInStock": ""}, {}]
+
+    rows = tower.features(records)
+
+    for row, record in zip(rows, records, strict=True):
+        expected = np.concatenate([*(f.encode(record) for f in tower.categorical),
+                                   np.array([f.encode(record) for f in tower.numeric], dtype=np.float32)])
+        np.testing.assert_array_equal(row, expected)

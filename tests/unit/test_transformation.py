@@ -354,3 +354,23 @@ def test_the_fast_path_accepts_exactly_what_the_field_by_field_checks_accept(pay
         expected = None
     fast = firehose._well_formed_session(payload, None) if type(payload) is dict else None
     assert fast == expected
+
+
+# ---- our two fields, written by hand ---------------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(st.tuples(st.text(), st.floats(allow_nan=False, allow_infinity=False)), max_size=6),
+       code=st.text())
+def test_the_hand_written_fields_are_exactly_what_json_dumps_writes(items: list[tuple[str, float]], code: str) -> None:
+    def dumps(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    assert firehose.recommended_json([firehose.ScoredItem(i, s) for i, s in items]) == dumps(
+        [{"id": i, "score": s} for i, s in items])
+    assert firehose.similar_json(code, [firehose.NeighbourItem(i, d) for i, d in items]) == dumps(
+        {"product_code": code, "similar_items": [{"id": i, "distance": d} for i, d in items]})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_score_is_refused_as_json_dumps_refuses_it(bad: float) -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        firehose.recommended_json([firehose.ScoredItem("S1", bad)])
