@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import KinesisFirehoseEvent
 from recsys import firehose
-from recsys.firehose import InvalidRecord, ScoredItem, SessionEvent, TransformedRecord
+from recsys.firehose import InvalidRecord, SessionEvent, TransformedRecord
 from recsys.recommend import ItemsForUsers, Recommendation, SimilarItems, UserEmbedder, recommend_batch
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "transformation"))
@@ -55,15 +55,17 @@ def transform_batch(
     results = recommend_batch(
         sessions, model=model, items_for_users=items_for_users, similar_items=similar_items, k=k
     )
-    # Recommendations are shared by the sessions of one user and one product: encode each once.
-    encoded_recommended: dict[tuple[ScoredItem, ...], str] = {}
+    # Recommendations are shared by the sessions of one user and one product: encode each once. recommend_batch hands
+    # the sessions of one user the same tuple object, so the cache keys on its identity (no hashing of the items).
+    encoded_recommended: dict[int, str] = {}
     encoded_similar: dict[str, str] = {}
     for position, session, result in zip(valid_positions, sessions, results, strict=True):
         record_id, data = records[position]
         if isinstance(result, Recommendation):
-            recommended = encoded_recommended.get(result.recommended)
+            recommended = encoded_recommended.get(id(result.recommended))
             if recommended is None:
-                recommended = encoded_recommended[result.recommended] = firehose.recommended_json(result.recommended)
+                recommended = encoded_recommended[id(result.recommended)] = firehose.recommended_json(
+                    result.recommended)
             similar = encoded_similar.get(result.product_code)
             if similar is None:
                 similar = encoded_similar[result.product_code] = firehose.similar_json(result.product_code,

@@ -14,7 +14,6 @@ import binascii
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 Result = Literal["Ok", "Dropped", "ProcessingFailed"]
@@ -26,15 +25,15 @@ class InvalidRecord(ValueError):
     expectations, never the record's values (they are customer data and must not reach the logs)."""
 
 
+# The per-record types are NamedTuples rather than frozen dataclasses: immutable all the same, and built ~5x faster,
+# which counts when a batch makes thousands of them.
 class HistoryItem(NamedTuple):
-    # A NamedTuple rather than a frozen dataclass: there are several per record and it is built ~5x faster.
     product_code: str
     quantity: str
     in_shopping_cart: bool
 
 
-@dataclass(frozen=True)
-class SessionEvent:
+class SessionEvent(NamedTuple):
     """One shopper's session as the producer sends it. `payload` is the decoded JSON object, kept whole so the
     delivered record is the input plus our fields, including any field a newer producer adds."""
 
@@ -54,7 +53,6 @@ class SessionEvent:
 
 
 class ScoredItem(NamedTuple):
-    # NamedTuples, as HistoryItem: a batch makes thousands, and the encoder caches key on tuples of them.
     id: str
     score: float
 
@@ -64,8 +62,7 @@ class NeighbourItem(NamedTuple):
     distance: float
 
 
-@dataclass(frozen=True)
-class TransformedRecord:
+class TransformedRecord(NamedTuple):
     """One entry of the processor's response. `reason` is for the log only; Firehose never sees it."""
 
     record_id: str
