@@ -106,6 +106,19 @@ def test_each_size_is_served_at_the_ef_search_its_calibration_chose() -> None:
     assert summary["items_100k"]["ef_search"] == 100
 
 
+def test_a_missed_p99_is_explained_by_the_fastest_fitting_and_the_cheapest_accurate_ef_search() -> None:
+    size = {"p99_ms": 13.6, "by_ef_search": [
+        {"ef_search": 40, "p99_ms": 4.3, "recall_at_10": 0.82, "server": {"buffers_p50": 1434}},
+        {"ef_search": 20, "p99_ms": 3.0, "recall_at_10": 0.70},
+        {"ef_search": 200, "p99_ms": 13.6, "recall_at_10": 0.953},
+        {"ef_search": 400, "p99_ms": 25.0, "recall_at_10": 0.99}]}
+
+    gap = runner.p99_gap(size, 5.0, 0.95)
+
+    assert gap is not None and gap["fast"]["ef_search"] == 40 and gap["accurate"]["ef_search"] == 200
+    assert runner.p99_gap({**size, "p99_ms": 4.0}, 5.0, 0.95) is None
+
+
 def test_goals_are_met_missed_or_not_measured_never_guessed() -> None:
     results = {"streaming": runner.summarize_streaming({"streaming": {"scale1": {
         "ours_records_per_s": 6000.0, "baseline_records_per_s": 100.0}}}), "vectors": runner.summarize_vectors(
