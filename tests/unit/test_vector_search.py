@@ -1,5 +1,6 @@
-"""Choosing hnsw.ef_search from measured recall (recsys.calibration): exact neighbours, distance-based recall, and the
-ladder walk, all without a database."""
+"""Vector search without a database: choosing hnsw.ef_search from measured recall (recsys.calibration: exact
+neighbours, distance-based recall, the ladder walk) and the exact in-memory top-k that serves small catalogues
+(recsys.vectordb.top_k_of / exact_top_k)."""
 
 from __future__ import annotations
 
