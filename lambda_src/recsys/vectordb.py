@@ -1007,8 +1007,11 @@ def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[Embe
                 load, vectors = _build_fresh_table(cur, source, params, say)
                 fresh.append((load, vectors))
                 results.append(load)
+            # The item table's inner-product index is calibrated with user embeddings: this run's, else the live ones.
             fresh_users = [vectors for load, vectors in fresh if load.table == "user_emb"]
-            user_queries = _query_sample(fresh_users[0]) if fresh_users else _live_user_sample(cur)
+            user_queries = None
+            if any(load.table == "item_emb" for load, _vectors in fresh):
+                user_queries = _query_sample(fresh_users[0]) if fresh_users else _live_user_sample(cur)
             for load, vectors in fresh:
                 _calibrate_load(cur, load, vectors, user_queries, say)
             for load, _vectors in fresh:

@@ -137,6 +137,9 @@ def test_a_changed_file_is_reloaded_and_only_that_table_is_rebuilt(s3: Any, lamb
     assert table_oid(lambda_env, "user_emb") == user_oid
     loaded = table_rows(lambda_env, "item_emb")
     np.testing.assert_array_equal(np.vstack([loaded[i] for i in item_ids(40)]), new_items)
+    # The new items' inner-product index was calibrated with the live (unchanged) users as queries.
+    assert summary["tables"]["item_emb"]["hnsw_search"]["inner_product"]["queries"] == 30
+    assert summary["tables"]["user_emb"]["hnsw_search"] is None
 
 
 def _bad_files() -> list[tuple[str, str, bytes, str]]:
