@@ -63,7 +63,8 @@ def sample_rows(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def _normalized(matrix: np.ndarray) -> np.ndarray:
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """The rows scaled to length 1 (a zero row stays zero): cosine similarity is then a plain dot product."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, np.float32(1e-30))
 
@@ -73,7 +74,7 @@ def exact_kth_scores(queries: np.ndarray, candidates: np.ndarray, metric: Metric
     similarity). With fewer than k candidates, the worst score (every candidate is then a true neighbour)."""
     q = np.asarray(queries, dtype=np.float32)
     if metric == "cosine":
-        q = _normalized(q)
+        q = unit_rows(q)
     kk = min(k, len(candidates))
     if kk == 0 or len(q) == 0:
         return np.full(len(q), -np.inf, dtype=np.float64)
@@ -81,7 +82,7 @@ def exact_kth_scores(queries: np.ndarray, candidates: np.ndarray, metric: Metric
     for start in range(0, len(candidates), _BLOCK_ROWS):
         block = np.asarray(candidates[start:start + _BLOCK_ROWS], dtype=np.float32)
         if metric == "cosine":
-            block = _normalized(block)
+            block = unit_rows(block)
         scores = np.concatenate([best, q @ block.T], axis=1)
         keep = min(kk, scores.shape[1])
         best = np.partition(scores, scores.shape[1] - keep, axis=1)[:, -keep:]

@@ -234,9 +234,7 @@ class ItemCatalogue:
 
     @functools.cached_property
     def unit(self) -> np.ndarray:
-        """The rows scaled to length 1: cosine similarity is then a plain dot product."""
-        norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
-        return (self.matrix / np.maximum(norms, np.float32(1e-30))).astype(np.float32)
+        return calibration.unit_rows(self.matrix)
 
 
 # Per server and database (a process may talk to several: tests, the benchmark), the catalogue last read.
