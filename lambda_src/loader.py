@@ -6,9 +6,14 @@ after the load, swap in one transaction, skip files already loaded (by ETag). Th
 S3 and the database.
 
 Event: `{}` loads `s3://$ARTIFACTS_BUCKET/$EMBEDDINGS_PREFIX{item,user}_embeddings.csv`; optional `bucket`,
-`item_key`, `user_key` override those, `force: true` reloads unchanged files. The result is a summary:
+`item_key`, `user_key` override those. The result is a summary:
 `{"status": "loaded"|"unchanged", "tables": {"item_emb": {"status", "rows", "source", "version", ...}, ...}}`.
 A malformed file fails the invocation with a message naming the file and row; the live tables stay as they were.
+
+Guard: a file that lacks ids the live table serves (or has fewer than half its rows) is refused, the invocation fails
+with `ReplacementRefused` and a one-line message (table, live and new rows, missing ids), and the live tables stay.
+`force: true` loads the files as they are: even unchanged ones (same ETag) and even ones that shrink the catalogue.
+One flag is enough: an unchanged file is the live content, which the guard accepts anyway.
 """
 
 from __future__ import annotations

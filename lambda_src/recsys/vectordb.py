@@ -51,6 +51,10 @@ class QueryInputError(ValueError):
     """A query argument is unusable (wrong dimension, non-finite number, bad k)."""
 
 
+class ReplacementRefused(ValueError):
+    """The new file would drop ids the live table serves (or most of its rows); the load was rolled back."""
+
+
 # ---- connection ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ConnectionSettings:
@@ -790,9 +794,73 @@ def _recorded(cur: Any, table: TableName) -> tuple[str, str] | None:
     return (found[0], found[1]) if found else None
 
 
+# ---- the replacement guard -----------------------------------------------------------------------------------------
+# A retrain of the same catalogue keeps every id. A file that loses ids the live table serves is far more likely a
+# truncated or wrong upload than an intended change (issue 11: a well-formed one-row item file replaced 111 items, and
+# every streamed record failed until someone reloaded by hand), so the loader refuses it unless told `force`.
+MISSING_ID_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What swapping `table` for the freshly copied file would do: rows before and after, live ids the file lacks."""
+
+    table: str
+    source: str
+    live_rows: int
+    new_rows: int
+    missing_ids: int
+    missing_examples: tuple[str, ...] = ()
+
+
+def replacement_refusal(change: Replacement) -> str | None:
+    """The one-line reason to refuse `change`, or None for a normal reload (same ids or a superset, at least half the
+    rows). Fewer than half the rows always lacks live ids too when ids are unique; it is its own rule so the message
+    says how much smaller the file is."""
+    shrinks = 2 * change.new_rows < change.live_rows
+    if not shrinks and change.missing_ids == 0:
+        return None
+    problems = []
+    if shrinks:
+        problems.append("fewer than half the live rows")
+    if change.missing_ids:
+        more = ", ..." if change.missing_ids > len(change.missing_examples) else ""
+        problems.append(f"{change.missing_ids} live id{'s' if change.missing_ids != 1 else ''} missing from it "
+                        f"({', '.join(change.missing_examples)}{more})")
+    return (f"{change.table}: refusing to replace the live table ({_rows(change.live_rows)}) with {change.source} "
+            f"({_rows(change.new_rows)}): {'; '.join(problems)}. Nothing was changed, the live table still serves; "
+            'if the new catalogue is intended, invoke the loader with force=true (event {"force": true}) to replace '
+            "anyway.")
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _guard_replacement(cur: Any, table: TableName, staging: str, new_rows: int, source: str) -> None:
+    """Raise ReplacementRefused when `staging` would drop ids the live `table` serves. Runs before the index build
+    (a refusal costs no HNSW build) inside the load's transaction, so the refusal rolls the staging table back."""
+    if not _exists(cur, table):
+        return
+    cur.execute(f"SELECT count(*) FROM {table}")
+    live_rows = int(cur.fetchone()[0])
+    # The anti-join uses the staging table's primary key, built just before.
+    missing_sql = f"FROM {table} AS live WHERE NOT EXISTS (SELECT 1 FROM {staging} AS new WHERE new.id = live.id)"
+    cur.execute(f"SELECT count(*) {missing_sql}")
+    missing = int(cur.fetchone()[0])
+    examples: tuple[str, ...] = ()
+    if missing:
+        cur.execute(f"SELECT live.id::text {missing_sql} ORDER BY live.id LIMIT {MISSING_ID_EXAMPLES}")
+        examples = tuple(str(row[0]) for row in cur.fetchall())
+    refusal = replacement_refusal(Replacement(table, source, live_rows, new_rows, missing, examples))
+    if refusal is not None:
+        raise ReplacementRefused(refusal)
+
+
 def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
-                       progress: Callable[[str], None]) -> tuple[TableLoad, np.ndarray]:
-    """COPY the source into `<table>_loading` and index it; returns the load and the vectors (for the calibration)."""
+                       progress: Callable[[str], None], *, guard: bool = True) -> tuple[TableLoad, np.ndarray]:
+    """COPY the source into `<table>_loading` and index it; returns the load and the vectors (for the calibration).
+    With `guard`, a file that would drop live ids is refused after the COPY (`_guard_replacement`)."""
     import time
 
     spec = TABLES[source.table]
@@ -826,6 +894,8 @@ def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
     # Indexes after the load: one bulk build is far faster than maintaining them row by row.
     cur.execute(f"SET LOCAL maintenance_work_mem = '{params.maintenance_work_mem}'")
     cur.execute(f"ALTER TABLE {staging} ADD CONSTRAINT {staging}_pkey PRIMARY KEY (id)")
+    if guard:
+        _guard_replacement(cur, spec.name, staging, rows, source.uri)
     for suffix, opclass in spec.indexes:
         cur.execute(
             f"CREATE INDEX {index_name(staging, suffix)} ON {staging} USING hnsw (embedding {opclass}) "  # type: ignore[arg-type]
@@ -980,8 +1050,11 @@ def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[Embe
                     lock_timeout_ms: int = 2000, lock_attempts: int = 30) -> list[TableLoad]:
     """Load every changed source into a fresh table, index it, and swap all of them in one transaction.
 
-    All or nothing: a bad row in any file rolls everything back and the live tables stay as they were. A source whose
-    (uri, version) is already recorded for an existing table is skipped unless `force`.
+    All or nothing: a bad row in any file rolls everything back and the live tables stay as they were. Unless `force`,
+    a source whose (uri, version) is already recorded for an existing table is skipped, and a file that lacks ids the
+    live table serves (or has fewer than half its rows) is refused with `ReplacementRefused`. One flag for both: a file
+    skipped as unchanged is the live content, which the guard would accept anyway, so `force` means "load these files
+    as they are, whatever is live".
     """
     params = params or HnswParams()
     say = progress or (lambda _message: None)
@@ -1002,7 +1075,7 @@ def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[Embe
                                              int(cur.fetchone()[0])))
                     say(f"{source.table}: unchanged ({source.uri} {source.version})")
                     continue
-                load, vectors = _build_fresh_table(cur, source, params, say)
+                load, vectors = _build_fresh_table(cur, source, params, say, guard=not force)
                 fresh.append((load, vectors))
                 results.append(load)
             # The item table's inner-product index is calibrated with user embeddings: this run's, else the live ones.

@@ -263,7 +263,8 @@ def test_a_reload_during_concurrent_queries_never_fails_and_never_shows_empty_or
     try:
         for version in (versions[1], versions[2], versions[0]):
             publish(s3, version, users)
-            assert loader.handler({}, None)["tables"]["item_emb"]["status"] == "loaded"
+            # Each version replaces every id of the one before: an intended change, so forced past the guard.
+            assert loader.handler({"force": True}, None)["tables"]["item_emb"]["status"] == "loaded"
     finally:
         stop.set()
         for thread in threads:
@@ -275,6 +276,147 @@ def test_a_reload_during_concurrent_queries_never_fails_and_never_shows_empty_or
         for top in batch:
             assert len(top) == 10, "a query saw an empty or partial table"
             assert len({item_id[0] for item_id, _ in top}) == 1, f"one query mixed two versions: {top}"
+
+
+# ---- the replacement guard ----------------------------------------------------------------------------------------
+def recorded_source(env: dict[str, str], table: str) -> tuple[str, int]:
+    with vectordb.connect_from_env(env) as conn, conn.cursor() as cur:
+        cur.execute("SELECT source_version, row_count FROM embedding_sources WHERE table_name = %s", (table,))
+        version, rows = cur.fetchone()
+        return str(version), int(rows)
+
+
+def assert_still_serving(env: dict[str, str], ids: list[str], vectors: np.ndarray) -> None:
+    """The live items are exactly the old ones, the staging table is gone, and queries answer from the old ids."""
+    loaded = table_rows(env, "item_emb")
+    assert sorted(loaded) == sorted(ids)
+    np.testing.assert_array_equal(np.vstack([loaded[i] for i in ids]), vectors)
+    assert table_oid(env, "item_emb_loading") is None and table_oid(env, "user_emb_loading") is None
+    conn = vectordb.connect_from_env(env)
+    try:
+        similar = vectordb.similar_items(conn, [ids[1]], 5)[0]
+        top = vectordb.items_for_users(conn, random_vectors(1, 77), 5)[0]
+    finally:
+        conn.close()
+    assert len(similar) == 5 and {i for i, _ in similar} <= set(ids)
+    assert len(top) == 5 and {i for i, _ in top} <= set(ids)
+
+
+def test_a_truncated_item_file_is_refused_and_the_old_catalogue_keeps_serving(
+        s3: Any, lambda_env: dict[str, str]) -> None:
+    ids, items = item_ids(111), random_vectors(111, 1)
+    users = (list(range(10)), random_vectors(10, 2))
+    publish(s3, (ids, items), users)
+    loader.handler({}, None)
+    old_version = recorded_source(lambda_env, "item_emb")
+    # Well-formed, one row, an id the live table has: the issue's truncated catalogue.
+    publish(s3, (ids[:1], random_vectors(1, 3)), users)
+
+    with pytest.raises(vectordb.ReplacementRefused) as refused:
+        loader.handler({}, None)
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"item_emb: refusing to replace the live table (111 rows) with s3://{s3.bucket}/embeddings/item_embeddings.csv "
+        "(1 row): fewer than half the live rows; 110 live ids missing from it (S00001, S00002, S00003, S00004, S00005, "
+        "...).")
+    assert message.endswith('invoke the loader with force=true (event {"force": true}) to replace anyway.')
+    assert_still_serving(lambda_env, ids, items)
+    assert recorded_source(lambda_env, "item_emb") == old_version
+
+
+@pytest.mark.parametrize("table", ["item_emb", "user_emb"])
+def test_a_file_that_drops_a_few_live_ids_is_refused_even_with_more_rows(
+        s3: Any, lambda_env: dict[str, str], table: str) -> None:
+    ids, items = item_ids(40), random_vectors(40, 1)
+    user_ids, users = list(range(100, 130)), random_vectors(30, 2)
+    publish(s3, (ids, items), (user_ids, users))
+    loader.handler({}, None)
+    if table == "item_emb":  # two ids gone, five new ones: more rows than before, still not a superset
+        kept = [i for i in ids if i not in ("S00007", "S00031")] + item_ids(5, "N")
+        publish(s3, (kept, random_vectors(len(kept), 3)), (user_ids, users))
+        expected = "(40 rows) with s3://{bucket}/embeddings/item_embeddings.csv (43 rows): 2 live ids missing from " \
+                   "it (S00007, S00031)."
+    else:
+        kept_users = [u for u in user_ids if u != 117] + [500]
+        publish(s3, (ids, items), (kept_users, random_vectors(len(kept_users), 3)))
+        expected = "(30 rows) with s3://{bucket}/embeddings/user_embeddings.csv (30 rows): 1 live id missing from " \
+                   "it (117)."
+
+    with pytest.raises(vectordb.ReplacementRefused) as refused:
+        loader.handler({}, None)
+
+    assert str(refused.value).startswith(f"{table}: refusing to replace the live table ")
+    assert expected.format(bucket=s3.bucket) in str(refused.value)
+    assert_still_serving(lambda_env, ids, items)
+    assert sorted(table_rows(lambda_env, "user_emb")) == user_ids
+
+
+def test_force_replaces_a_shrinking_catalogue_anyway(s3: Any, lambda_env: dict[str, str]) -> None:
+    publish(s3, (item_ids(111), random_vectors(111, 1)), (list(range(10)), random_vectors(10, 2)))
+    loader.handler({}, None)
+    smaller_ids, smaller = item_ids(1) + ["NEW1"], random_vectors(2, 3)
+    publish(s3, (smaller_ids, smaller), (list(range(3)), random_vectors(3, 4)))
+
+    summary = loader.handler({"force": True}, None)
+
+    assert summary["tables"]["item_emb"]["status"] == "loaded" and summary["tables"]["item_emb"]["rows"] == 2
+    loaded = table_rows(lambda_env, "item_emb")
+    assert sorted(loaded) == sorted(smaller_ids)
+    np.testing.assert_array_equal(np.vstack([loaded[i] for i in smaller_ids]), smaller)
+    assert sorted(table_rows(lambda_env, "user_emb")) == [0, 1, 2]
+    assert recorded_source(lambda_env, "item_emb")[1] == 2
+
+
+@pytest.mark.parametrize("change", ["same ids, new vectors", "superset"])
+def test_a_normal_reload_passes_the_guard(s3: Any, lambda_env: dict[str, str], change: str) -> None:
+    ids = item_ids(60)
+    users = (list(range(10)), random_vectors(10, 2))
+    publish(s3, (ids, random_vectors(60, 1)), users)
+    loader.handler({}, None)
+    new_ids = {"same ids, new vectors": ids, "superset": ids + item_ids(30, "N")}[change]
+    new_vectors = random_vectors(len(new_ids), 5)
+    publish(s3, (new_ids, new_vectors), users)
+
+    assert loader.handler({}, None)["tables"]["item_emb"]["status"] == "loaded"
+
+    loaded = table_rows(lambda_env, "item_emb")
+    assert sorted(loaded) == sorted(new_ids)
+    np.testing.assert_array_equal(np.vstack([loaded[i] for i in new_ids]), new_vectors)
+
+
+def test_a_first_load_has_nothing_to_guard(s3: Any, lambda_env: dict[str, str]) -> None:
+    publish(s3, (item_ids(1), random_vectors(1, 1)), ([1], random_vectors(1, 2)))
+    assert loader.handler({}, None)["status"] == "loaded"
+    assert sorted(table_rows(lambda_env, "item_emb")) == item_ids(1)
+
+
+def test_a_refused_load_fails_the_lambda_invocation_with_its_type_and_message(
+        s3: Any, lambda_env: dict[str, str], moto_service: Any, tmp_path: Path) -> None:
+    """Through the local Lambda runtime, as `pulumi up`'s post-deploy Invocation and the harness see it."""
+    from harness.lambda_runtime import FunctionSpec, LambdaRuntime
+
+    publish(s3, (item_ids(20), random_vectors(20, 1)), (list(range(5)), random_vectors(5, 2)))
+    loader.handler({}, None)
+    publish(s3, (item_ids(3), random_vectors(3, 3)), (list(range(5)), random_vectors(5, 2)))
+    aws = {"AWS_ENDPOINT_URL": moto_service.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing"}
+    runtime = LambdaRuntime(tmp_path / "logs", aws)
+    try:
+        runtime.deploy(FunctionSpec(name="embeddings-loader", handler="loader.handler",
+                                    code_dir=Path(loader.__file__).parent, timeout_s=120,
+                                    environment={**lambda_env, "ARTIFACTS_BUCKET": s3.bucket}))
+        result = runtime.invoke("embeddings-loader", b"{}")
+    finally:
+        runtime.shutdown()
+
+    assert result.function_error is not None
+    error = json.loads(result.payload)
+    assert error["errorType"] == "ReplacementRefused"
+    assert error["errorMessage"].startswith("item_emb: refusing to replace the live table (20 rows) with ")
+    assert "17 live ids missing from it (S00003, S00004, S00005, S00006, S00007, ...)" in error["errorMessage"]
+    assert sorted(table_rows(lambda_env, "item_emb")) == item_ids(20)
 
 
 # ---- the queries --------------------------------------------------------------------------------------------------
@@ -379,8 +521,10 @@ def test_a_small_catalogue_is_searched_exactly_in_memory_and_reread_after_every_
         (tmp_path / "items.csv").write_bytes(embeddings_csv(item_ids(len(vectors)), vectors))
         (tmp_path / "users.csv").write_bytes(embeddings_csv([1], users[:1]))
         with vectordb.connect_from_env(database) as loading:
+            # force: the second catalogue is smaller on purpose (the guard would refuse the 1,000 dropped ids).
             vectordb.load_embeddings(loading, [vectordb.file_source("item_emb", str(tmp_path / "items.csv")),
-                                               vectordb.file_source("user_emb", str(tmp_path / "users.csv"))])
+                                               vectordb.file_source("user_emb", str(tmp_path / "users.csv"))],
+                                     force=True)
 
     def expected(vectors: np.ndarray) -> list[list[str]]:
         scores = users.astype(np.float64) @ vectors.T.astype(np.float64)
