@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -41,7 +42,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime, LambdaRuntimeError, extract_package
+from harness.function_url import Rejection, check_sigv4, function_url_event, function_url_response, request_body_length
+from harness.lambda_runtime import (
+    FunctionSpec,
+    InvocationResult,
+    LambdaRuntime,
+    LambdaRuntimeError,
+    PayloadTooLarge,
+    extract_package,
+    request_too_large,
+)
 from harness.services import pid_alive
 
 if TYPE_CHECKING:
@@ -49,6 +59,8 @@ if TYPE_CHECKING:
 
 HOST = "127.0.0.1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# The credentials an AWS_IAM Function URL accepts (access key id -> secret): the stack's, as `harness env` exports them.
+STACK_CREDENTIALS = {DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"]: DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
 # How long a function's configuration read from moto is trusted before it is read again; the engine also calls
 # /_harness/refresh after a deploy, so an `up` takes effect at once, a direct `aws lambda update-...` within this time.
 CONFIG_TTL_S = 2.0
@@ -56,6 +68,10 @@ CONFIG_TTL_S = 2.0
 RESCAN_INTERVAL_S = 5.0
 START_TIMEOUT_S = 30.0
 ASYNC_RETRIES = 2  # Lambda retries a failed asynchronous (Event) invocation twice.
+# A request answered before its body is read (too large, unreadable length): how much of the rest is read and thrown
+# away, and how long a quiet client is waited for, before the connection is closed.
+LINGER_MAX_BYTES = 64 << 20
+LINGER_IDLE_S = 1.0
 
 InvocationType = Literal["RequestResponse", "Event", "DryRun"]
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
@@ -115,91 +131,6 @@ def function_name_from(identifier: str) -> str:
         raise ApiError(400, "ValidationException", f"1 validation error detected: Value '{identifier}' at "
                                                    "'functionName' failed to satisfy constraint")
     return match.group("name")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Function URL events (pure)
-
-
-def function_url_event(*, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str], body: bytes,
-                       source_ip: str, account_id: str, url_id: str, region: str, auth_type: str, now: float,
-                       request_id: str) -> dict[str, Any]:
-    """The payload format version 2.0 event a Function URL hands its function."""
-    lowered: dict[str, str] = {}
-    for key, value in headers.items():
-        name = key.lower()
-        lowered[name] = f"{lowered[name]},{value}" if name in lowered else value
-    cookies = [c.strip() for c in lowered.pop("cookie", "").split(";") if c.strip()]
-    query: dict[str, str] = {}
-    for key, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value
-    content_type = lowered.get("content-type", "")
-    is_text = not body or content_type.startswith("text/") or any(
-        kind in content_type for kind in ("json", "xml", "javascript", "x-www-form-urlencoded"))
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": lowered,
-        "requestContext": {
-            "accountId": "anonymous" if auth_type == "NONE" else account_id,
-            "apiId": url_id,
-            "domainName": f"{url_id}.lambda-url.{region}.on.aws",
-            "domainPrefix": url_id,
-            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": lowered.get("user-agent", "")},
-            "requestId": request_id,
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": not is_text,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if body:
-        event["body"] = body.decode("utf-8", errors="replace") if is_text else base64.b64encode(body).decode()
-    if auth_type == "AWS_IAM":
-        access_key = _sigv4_access_key(lowered.get("authorization", "")) or ""
-        event["requestContext"]["authorizer"] = {"iam": {
-            "accessKey": access_key, "accountId": account_id, "callerId": access_key, "cognitoIdentity": None,
-            "principalOrgId": None, "userArn": f"arn:aws:iam::{account_id}:user/local", "userId": access_key}}
-    return event
-
-
-def function_url_response(result: InvocationResult) -> tuple[int, dict[str, str], bytes]:
-    """Lambda's response mapping: a dict with statusCode is taken apart, anything else is a 200 JSON body."""
-    if result.function_error is not None:
-        return 502, {"Content-Type": "application/json"}, b'{"Message":"Internal Server Error"}'
-    try:
-        value = json.loads(result.payload)
-    except ValueError:
-        return 502, {"Content-Type": "application/json"}, b'{"Message":"Internal Server Error"}'
-    if not isinstance(value, dict) or "statusCode" not in value:
-        return 200, {"Content-Type": "application/json"}, result.payload
-    headers = {str(k): str(v) for k, v in (value.get("headers") or {}).items()}
-    headers.setdefault("Content-Type", "application/json")
-    raw_body = value.get("body")
-    if raw_body is None:
-        body = b""
-    elif not isinstance(raw_body, str):
-        body = json.dumps(raw_body).encode()
-    elif value.get("isBase64Encoded"):
-        body = base64.b64decode(raw_body)
-    else:
-        body = raw_body.encode("utf-8")
-    for index, cookie in enumerate(value.get("cookies") or []):
-        headers[f"Set-Cookie{'' if index == 0 else ' ' * index}"] = str(cookie)
-    return int(value["statusCode"]), headers, body
-
-
-def _sigv4_access_key(authorization: str) -> str | None:
-    match = re.match(r"AWS4-HMAC-SHA256 Credential=([^/,\s]+)/", authorization)
-    return match.group(1) if match else None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -300,11 +231,16 @@ class ControlPlane:
         self.function_spec(name)
         try:
             return self.runtime.invoke(name, payload, client_context=client_context)
+        except PayloadTooLarge as exc:
+            raise ApiError(exc.status, exc.code, str(exc)) from exc
         except LambdaRuntimeError as exc:
             raise ApiError(400, "InvalidRequestContentException", str(exc)) from exc
 
     def invoke_async(self, identifier: str, payload: bytes) -> None:
         name = function_name_from(identifier)
+        too_large = request_too_large(len(payload), "Event")
+        if too_large is not None:
+            raise ApiError(PayloadTooLarge.status, PayloadTooLarge.code, too_large)
         self.function_spec(name)  # unknown functions fail now, as the real API does, not later in the background
         json.loads(payload or b"{}")
 
@@ -520,9 +456,27 @@ class _QuietHandler(BaseHTTPRequestHandler):
         # One line per request would drown the daemon log during streaming; errors are logged where they happen.
         return
 
-    def read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+    def read_body(self, length: int) -> bytes:
         return self.rfile.read(length) if length else b""
+
+    def refuse(self, status: int, body: bytes, headers: Mapping[str, str], unread: int) -> None:
+        """Answer before (all of) the body is read, then close. The rest of the body is read and thrown away (never
+        kept, at most `unread` bytes, until the client goes quiet): closing a socket with unread data resets the
+        connection, and the client would see the reset instead of this answer."""
+        self.close_connection = True
+        self.send(status, body, {**headers, "Connection": "close"})
+        self.wfile.flush()
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(LINGER_IDLE_S)
+            remaining = min(unread, LINGER_MAX_BYTES)
+            while remaining > 0:
+                chunk = self.rfile.read1(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:  # the client went away or went quiet: nothing more to wait for
+            pass
 
     def send(self, status: int, body: bytes, headers: Mapping[str, str] | list[tuple[str, str]] | None = None) -> None:
         self.send_response(status)
@@ -556,8 +510,23 @@ def _api_handler(plane: ControlPlane) -> type[BaseHTTPRequestHandler]:
             self.route()
 
         def route(self) -> None:
-            body = self.read_body()
             path, _, query = self.path.partition("?")
+            # Code uploads passing to moto may be large (50 MB zips, base64): only invocations have a quota.
+            length = request_body_length(self.headers.get_all("Content-Length") or [],
+                                         self.headers.get("Transfer-Encoding"), limit=None)
+            if isinstance(length, Rejection):
+                self.refuse(length.status, json.dumps({"Type": "User", "message": length.message}).encode(),
+                            {"Content-Type": "application/json", "x-amzn-ErrorType": "InvalidRequestContentException"},
+                            unread=LINGER_MAX_BYTES)
+                return
+            if self.command == "POST" and INVOKE_PATH.match(path):
+                too_large = request_too_large(length, self.invocation_type())
+                if too_large is not None:  # refused before the payload is read, as Lambda does
+                    self.refuse(PayloadTooLarge.status, json.dumps({"Type": "User", "message": too_large}).encode(),
+                                {"Content-Type": "application/json", "x-amzn-ErrorType": PayloadTooLarge.code},
+                                unread=length)
+                    return
+            body = self.read_body(length)
             try:
                 if path == "/_harness/status" and self.command == "GET":
                     self.send_json(200, plane.status())
@@ -578,6 +547,9 @@ def _api_handler(plane: ControlPlane) -> type[BaseHTTPRequestHandler]:
                 print(f"{self.command} {self.path} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 self.send_json(500, {"Type": "Service", "message": f"{type(exc).__name__}: {exc}"},
                                {"x-amzn-ErrorType": "ServiceException"})
+
+        def invocation_type(self) -> Literal["RequestResponse", "Event"]:
+            return "Event" if self.headers.get("X-Amz-Invocation-Type") == "Event" else "RequestResponse"
 
         def invoke(self, identifier: str, query: str, body: bytes) -> None:
             invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
@@ -614,13 +586,26 @@ def _api_handler(plane: ControlPlane) -> type[BaseHTTPRequestHandler]:
 def _function_url_handler(plane: ControlPlane, function_name: str) -> type[BaseHTTPRequestHandler]:
     class FunctionUrlHandler(_QuietHandler):
         def handle_any(self) -> None:
-            body = self.read_body()
-            entry = plane.function_urls[function_name]
-            if entry.auth_type == "AWS_IAM" and _sigv4_access_key(self.headers.get("Authorization", "")) is None:
-                # AWS_IAM URLs answer unsigned requests with 403; sign with SigV4 (service "lambda"), as on AWS.
-                self.send_json(403, {"Message": "Forbidden"})
+            json_type = {"Content-Type": "application/json"}
+            length = request_body_length(self.headers.get_all("Content-Length") or [],
+                                         self.headers.get("Transfer-Encoding"))
+            if isinstance(length, Rejection):  # 400, 411, or 413 before a byte of the body is read
+                declared = self.headers.get("Content-Length", "")
+                self.refuse(length.status, length.body(), json_type,
+                            unread=int(declared) if declared.isascii() and declared.isdigit() else LINGER_MAX_BYTES)
                 return
+            body = self.read_body(length)
+            entry = plane.function_urls[function_name]
             raw_path, _, raw_query = self.path.partition("?")
+            if entry.auth_type == "AWS_IAM":
+                # As on AWS: an AWS_IAM URL runs the function only for a request signed (SigV4, service "lambda")
+                # with the stack's credentials; the signature is recomputed, not just looked at.
+                verdict = check_sigv4(method=self.command, raw_path=raw_path, raw_query=raw_query,
+                                      headers=self.headers.items(), body=body, credentials=STACK_CREDENTIALS,
+                                      region=plane.region)
+                if isinstance(verdict, Rejection):
+                    self.send(verdict.status, verdict.body(), json_type)
+                    return
             request_id = str(uuid.uuid4())
             event = function_url_event(
                 method=self.command, raw_path=raw_path, raw_query=raw_query, headers=dict(self.headers.items()),

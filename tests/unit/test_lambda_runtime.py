@@ -6,27 +6,32 @@ whose logs live in a temp dir, and invokes it through real worker processes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import textwrap
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.lambda_runtime import FunctionSpec, LambdaRuntime, LambdaRuntimeError, extract_package
+from harness.lambda_runtime import (
+    EVENT_PAYLOAD_LIMIT_BYTES,
+    REQUEST_PAYLOAD_LIMIT_BYTES,
+    RESPONSE_PAYLOAD_LIMIT_BYTES,
+    FunctionSpec,
+    LambdaRuntime,
+    LambdaRuntimeError,
+    PayloadTooLarge,
+    extract_package,
+    request_too_large,
+    response_too_large_error,
+)
+from tests.unit.local_plane import local_plane, package
 
 AWS_ENVIRONMENT = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "testing",
                    "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def package(tmp_path: Path, source: str, module: str = "app") -> Path:
-    """A deployment package zip with one handler module, extracted as the runtime would."""
-    zip_path = tmp_path / f"{module}.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        archive.writestr(f"{module}.py", textwrap.dedent(source))
-    return extract_package(zip_path, tmp_path / "packages")
 
 
 @pytest.fixture()
@@ -278,7 +283,7 @@ def test_a_package_entry_outside_its_root_is_refused(tmp_path: Path) -> None:
 # ---- Function URLs: the HTTP request <-> payload format 2.0 mapping the daemon applies ------------------------------
 
 def url_event(**overrides: object) -> dict[str, object]:
-    from harness.daemon import function_url_event
+    from harness.function_url import function_url_event
 
     arguments: dict[str, object] = {
         "method": "POST", "raw_path": "/items_from_user", "raw_query": "limit=3&tag=a&tag=b",
@@ -323,7 +328,7 @@ def result(payload: object, error: bool = False) -> object:
 
 
 def test_a_function_url_response_is_mapped_as_lambda_does() -> None:
-    from harness.daemon import function_url_response
+    from harness.function_url import function_url_response
 
     status, headers, body = function_url_response(result(  # type: ignore[arg-type]
         {"statusCode": 404, "headers": {"X-Why": "missing"}, "body": '{"error": "no item"}', "cookies": ["s=1"]}))
@@ -350,3 +355,156 @@ def test_function_names_are_read_from_every_form_lambda_accepts() -> None:
         assert function_name_from(identifier) == "my-fn", identifier
     with pytest.raises(ApiError):
         function_name_from("not a/name")
+
+
+# ---- Lambda's payload quotas: 6 MiB requests, 6 MiB + 100 responses, 256 KiB Event payloads -----------------------
+
+SIZED_HANDLER = """
+    def handler(event, context):
+        # returns a JSON string of exactly event["size"] bytes once serialized (two of them are the quotes)
+        return "A" * (event["size"] - 2) if "size" in event else len(event["blob"])
+"""
+
+
+def test_the_quotas_are_lambdas_numbers_with_lambdas_messages() -> None:
+    assert (REQUEST_PAYLOAD_LIMIT_BYTES, RESPONSE_PAYLOAD_LIMIT_BYTES, EVENT_PAYLOAD_LIMIT_BYTES) == (
+        6 * 1024 * 1024, 6 * 1024 * 1024 + 100, 256 * 1024)
+    assert request_too_large(6_291_456) is None
+    assert request_too_large(6_291_457) == (
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation")
+    assert request_too_large(262_144, "Event") is None
+    assert request_too_large(262_145, "Event") == (
+        "262145 byte payload is too large for the Event invocation type (limit 262144 bytes)")
+    assert response_too_large_error(6_291_556) is None
+    assert response_too_large_error(6_291_557) == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge"}
+
+
+def blob_event(size: int) -> bytes:
+    """An event `{"blob": "xx..."}` of exactly `size` bytes."""
+    payload = b'{"blob": "' + b"x" * (size - 12) + b'"}'
+    assert len(payload) == size
+    return payload
+
+
+def test_a_request_over_6_mib_is_refused_before_the_function_runs(runtime: LambdaRuntime, tmp_path: Path) -> None:
+    runtime.deploy(FunctionSpec(name="sized", handler="app.handler", code_dir=package(tmp_path, SIZED_HANDLER)))
+
+    at_limit = runtime.invoke("sized", blob_event(6_291_456))
+    with pytest.raises(PayloadTooLarge) as refused:
+        runtime.invoke("sized", blob_event(6_291_457))
+
+    assert at_limit.function_error is None and json.loads(at_limit.payload) == 6_291_456 - 12
+    assert str(refused.value) == "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    assert (refused.value.status, refused.value.code) == (413, "RequestEntityTooLargeException")
+    assert runtime.counters["sized"].invocations == 1  # the refused one never reached the function
+
+
+def test_a_response_over_the_quota_is_a_function_error_and_the_worker_stays_warm(
+        runtime: LambdaRuntime, tmp_path: Path) -> None:
+    runtime.deploy(FunctionSpec(name="sized", handler="app.handler", code_dir=package(tmp_path, SIZED_HANDLER)))
+
+    at_limit = runtime.invoke("sized", b'{"size": 6291556}')
+    over = runtime.invoke("sized", b'{"size": 6291557}')
+    after = runtime.invoke("sized", b'{"size": 12}')
+
+    assert at_limit.function_error is None and len(at_limit.payload) == 6_291_556
+    assert over.function_error == "Unhandled"
+    assert over.payload == (b'{"errorMessage":"Response payload size exceeded maximum allowed payload size '
+                            b'(6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}')
+    assert over.error_type == "Function.ResponseSizeTooLarge"
+    assert "Response payload size (6291557 bytes) exceeded" in over.log_tail
+    assert json.loads(after.payload) == "A" * 10
+    assert (runtime.counters["sized"].errors, runtime.counters["sized"].cold_starts) == (1, 1)
+
+
+def test_the_invoke_api_fails_like_lambda_over_each_quota(tmp_path: Path) -> None:
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    with local_plane(tmp_path / "state") as local:
+        local.deploy(FunctionSpec(name="sized", handler="app.handler", code_dir=package(tmp_path, SIZED_HANDLER)))
+        client = boto3.client("lambda", endpoint_url=local.api_url, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing",
+                              config=Config(retries={"max_attempts": 1}, read_timeout=120))
+
+        with pytest.raises(botocore.exceptions.ClientError) as sync_refused:
+            client.invoke(FunctionName="sized", Payload=blob_event(6_291_457))
+        with pytest.raises(botocore.exceptions.ClientError) as event_refused:
+            client.invoke(FunctionName="sized", InvocationType="Event", Payload=blob_event(262_145))
+        accepted_event = client.invoke(FunctionName="sized", InvocationType="Event", Payload=blob_event(262_144))
+        oversized = client.invoke(FunctionName="sized", Payload=b'{"size": 6291557}')
+
+        for refused, message in ((sync_refused, "Request must be smaller than 6291456 bytes for the InvokeFunction "
+                                                "operation"),
+                                 (event_refused, "262145 byte payload is too large for the Event invocation type "
+                                                 "(limit 262144 bytes)")):
+            error = refused.value.response
+            assert error["ResponseMetadata"]["HTTPStatusCode"] == 413
+            assert (error["Error"]["Code"], error["Error"]["Message"]) == ("RequestEntityTooLargeException", message)
+        assert accepted_event["StatusCode"] == 202
+        assert (oversized["StatusCode"], oversized["FunctionError"]) == (200, "Unhandled")
+        assert json.loads(oversized["Payload"].read()) == {
+            "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+            "errorType": "Function.ResponseSizeTooLarge"}
+
+
+def test_an_unreadable_content_length_on_the_invoke_api_is_a_400_not_a_dropped_connection(tmp_path: Path) -> None:
+    with local_plane(tmp_path / "state") as local:
+        status, body = raw_request(local.api_url, b"POST /2015-03-31/functions/sized/invocations HTTP/1.1\r\n"
+                                                  b"Host: x\r\nContent-Length: twelve\r\n\r\n{}")
+
+    assert status == 400
+    assert json.loads(body)["message"].startswith("Content-Length 'twelve' is not a number of bytes")
+
+
+def raw_request(url: str, request: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are (no client fixing the headers up); the status and body of the answer."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+OVERSIZED_PROCESSOR = """
+    import base64
+
+    def handler(event, context):
+        # Each record comes back Ok with 4 MB of enrichment: any batch of two is a response over Lambda's quota.
+        return {"records": [{"recordId": r["recordId"], "result": "Ok",
+                             "data": base64.b64encode(b"x" * 3_000_000).decode()} for r in event["records"]]}
+"""
+
+
+def test_an_oversized_processor_response_is_retried_then_every_record_is_in_the_error_output(
+        tmp_path: Path, moto_service: Any) -> None:
+    from tests.unit.test_firehose_runner import FakeClock, Stack, drain
+
+    s = Stack(moto_service.endpoint_url, processor={"BufferIntervalInSeconds": "0", "NumberOfRetries": "1"},
+              BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0})
+    with local_plane(tmp_path / "state") as local:
+        local.deploy(FunctionSpec(name="transformation", handler="app.handler", timeout_s=60,
+                                  code_dir=package(tmp_path, OVERSIZED_PROCESSOR)))
+        clock = FakeClock()
+        runner = s.runner(local.plane.invoke_processor, clock)  # type: ignore[arg-type]
+        s.put([b'{"session_id": "a"}', b'{"session_id": "b"}'])
+        drain(runner, clock)
+        invocations = local.invocations("transformation")
+
+    assert invocations == 2  # the first attempt and one retry
+    assert s.delivered_lines() == []
+    errors = s.error_documents()
+    assert sorted(base64.b64decode(e["rawData"]) for e in errors) == [b'{"session_id": "a"}', b'{"session_id": "b"}']
+    for e in errors:
+        assert (e["errorCode"], e["attemptsMade"]) == ("Lambda.FunctionError", 2)
+        assert "Function.ResponseSizeTooLarge" in e["errorMessage"]
+    assert (runner.events_read, runner.records_delivered, runner.records_failed) == (2, 0, 2)
