@@ -92,6 +92,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         "transformation_function_name": streaming.transformation_function_name,
         "inference_function_name": streaming.inference_function_name,
         "embeddings_loader_function_name": streaming.embeddings_loader_function_name,
+        "redrive_function_name": streaming.redrive_function_name,
         "vector_db_name": vector_db.db_name,
         "vector_db_secret_arn": vector_db.secret_arn,
         "source_db_host": source_db.host,

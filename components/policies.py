@@ -7,6 +7,7 @@ reason, in `RESOURCE_STAR_ACTIONS`; `wildcard_violations` checks a document agai
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -118,6 +119,99 @@ def s3_firehose_destination(bucket_arn: str) -> list[Statement]:
     ]
 
 
+# ---- Firehose prefixes as IAM patterns ------------------------------------------------------------------------------
+
+FIREHOSE_ERROR_OUTPUT_TYPE = "processing-failed"
+# Firehose's error prefix when the delivery stream has none.
+FIREHOSE_DEFAULT_ERROR_PREFIX = "processing-failed/"
+_FIREHOSE_EXPRESSION = re.compile(r"!\{([^}]*)\}")
+# Java pattern fields Firehose prefixes use, by the width of their text; finer ones (mm, ss) end the pattern.
+_HOUR_FIELD_WIDTHS = {"yyyy": 4, "yy": 2, "MM": 2, "dd": 2, "HH": 2}
+_FINER_FIELDS = ("mm", "ss")
+
+
+class _PatternEnds(Exception):
+    pass
+
+
+def _timestamp_pattern(pattern: str, out: list[str]) -> None:
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "'":
+            end = pattern.find("'", i + 1)
+            if end < 0:
+                raise ValueError(f"unterminated quote in timestamp pattern {pattern!r}")
+            out.append(pattern[i + 1 : end] or "'")
+            i = end + 1
+        elif char.isalpha():
+            j = i
+            while j < len(pattern) and pattern[j] == char:
+                j += 1
+            token = pattern[i:j]
+            if token in _FINER_FIELDS:
+                raise _PatternEnds
+            if token not in _HOUR_FIELD_WIDTHS:
+                raise ValueError(f"timestamp pattern {pattern!r}: {token!r} is not a Firehose prefix field")
+            out.append("?" * _HOUR_FIELD_WIDTHS[token])
+            i = j
+        else:
+            out.append(char)
+            i += 1
+
+
+def firehose_prefix_pattern(template: str, *, error_output_type: str | None) -> str:
+    """An IAM pattern (`?` one character, `*` any) for every key Firehose writes under a prefix template.
+
+    Timestamp fields become one `?` per character; the pattern ends with `*` where the template depends on more than
+    the hour (minutes, seconds, `!{firehose:random-string}`), exactly where the redrive's hourly listing prefixes end
+    (`recsys.redrive.hour_prefix`), so each prefix it lists also matches the pattern (tests/unit/test_redrive.py)."""
+    if error_output_type is not None and not template:
+        template = FIREHOSE_DEFAULT_ERROR_PREFIX
+    out: list[str] = []
+    position = 0
+    try:
+        for match in _FIREHOSE_EXPRESSION.finditer(template):
+            out.append(template[position : match.start()])
+            position = match.end()
+            namespace, _, value = match.group(1).partition(":")
+            if namespace == "timestamp":
+                _timestamp_pattern(value, out)
+            elif namespace == "firehose" and value == "error-output-type" and error_output_type is not None:
+                out.append(error_output_type)
+            elif namespace == "firehose" and value == "random-string":
+                raise _PatternEnds
+            else:
+                raise ValueError(f"prefix expression !{{{match.group(1)}}} is not a Firehose expression")
+        out.append(template[position:])
+        if "!{timestamp:" not in template:
+            out.append("????/??/??/??/")  # Firehose appends YYYY/MM/DD/HH/ when there is no timestamp expression
+    except _PatternEnds:
+        pass
+    return "".join(out) + "*"
+
+
+def firehose_prefix_root(template: str) -> str:
+    """The literal start of a prefix template (up to its first expression): what every key under it starts with."""
+    return template.split("!{", 1)[0]
+
+
+def s3_redrive(bucket_arn: str, *, error_prefix: str, recommendations_prefix: str, marker_prefix: str
+               ) -> list[Statement]:
+    """The redrive function's S3 rights: list and read the error output and the delivered output (to skip sessions
+    already delivered), write its markers beside the error output, and delete only its lease."""
+    errors = firehose_prefix_pattern(error_prefix, error_output_type=FIREHOSE_ERROR_OUTPUT_TYPE)
+    delivered = firehose_prefix_pattern(recommendations_prefix, error_output_type=None)
+    markers = f"{marker_prefix}*"
+    patterns = sorted({errors, delivered, markers})
+    return [
+        allow(["s3:ListBucket"], [bucket_arn], "ListRedriveInputs", {"StringLike": {"s3:prefix": patterns}}),
+        allow(["s3:GetObject"], [f"{bucket_arn}/{p}" for p in patterns], "ReadRedriveInputs"),
+        allow(["s3:PutObject"], [f"{bucket_arn}/{markers}"], "WriteRedriveMarkers"),
+        allow(["s3:DeleteObject"], [f"{bucket_arn}/{marker_prefix}.lease"], "ReleaseRedriveLease"),
+    ]
+
+
 # ---- other services ------------------------------------------------------------------------------------------------
 
 def logs_write(log_group_arn: str, sid: str = "WriteLogs") -> Statement:
@@ -141,6 +235,11 @@ def kinesis_read(stream_arn: str) -> Statement:
 def kinesis_write(stream_arn: str) -> Statement:
     return allow(["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary"], [stream_arn],
                  "WriteStream")
+
+
+def kinesis_redrive(stream_arn: str) -> Statement:
+    """PutRecords only: the redrive sends batches and reads nothing from the stream."""
+    return allow(["kinesis:PutRecords"], [stream_arn], "RedriveToStream")
 
 
 def lambda_invoke(function_arn: str, sid: str = "InvokeFunction") -> Statement:

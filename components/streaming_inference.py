@@ -19,9 +19,21 @@ from components.lambda_function import PythonFunction, PythonFunctionArgs, VpcPl
 from components.naming import Namer
 from components.storage import SecureBucket, SecureBucketArgs
 
+# The redrive runs every hour with `{}` (infrastructure failures only); by hand it takes options (docs/streaming.md).
+# A fixed schedule, not a config key: a run that finds nothing costs a few S3 listings.
+REDRIVE_SCHEDULE = "rate(1 hour)"
+REDRIVE_MARKER_DIRECTORY = "redriven/"
+
 
 def stream_name_from_arn(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
+
+
+def redrive_marker_prefix(error_prefix: str) -> str:
+    """Markers sit beside the error output (`errors/redriven/` by default): whatever reads the bucket and treats the
+    error root as "not delivered records" skips them too (`recsys.redrive.marker_prefix_for` agrees)."""
+    return policies.firehose_prefix_root(error_prefix or policies.FIREHOSE_DEFAULT_ERROR_PREFIX) + \
+        REDRIVE_MARKER_DIRECTORY
 
 
 def processor_parameters(function_arn: str, buffer_size_mb: float, buffer_interval_seconds: int, retries: int
@@ -79,6 +91,7 @@ class StreamingInference(pulumi.ComponentResource):
     transformation_function_name: pulumi.Output[str]
     inference_function_name: pulumi.Output[str]
     embeddings_loader_function_name: pulumi.Output[str]
+    redrive_function_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: StreamingInferenceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:streaming:StreamingInference", name, None, opts)
@@ -186,6 +199,7 @@ class StreamingInference(pulumi.ComponentResource):
             )
 
         self._delivery_stream(name, args, recommendations, transformation)
+        redrive = self._redrive(name, args, recommendations)
 
         if args.producer.enabled:
             self._producer(name, args)
@@ -195,6 +209,7 @@ class StreamingInference(pulumi.ComponentResource):
         self.transformation_function_name = transformation.name
         self.inference_function_name = inference.name
         self.embeddings_loader_function_name = loader.name
+        self.redrive_function_name = redrive.name
         self.register_outputs({
             "kinesis_stream_name": self.kinesis_stream_name,
             "kinesis_stream_arn": self.kinesis_stream_arn,
@@ -204,6 +219,7 @@ class StreamingInference(pulumi.ComponentResource):
             "transformation_function_name": self.transformation_function_name,
             "inference_function_name": self.inference_function_name,
             "embeddings_loader_function_name": self.embeddings_loader_function_name,
+            "redrive_function_name": self.redrive_function_name,
         })
 
     def _delivery_stream(self, name: str, args: StreamingInferenceArgs, bucket: SecureBucket,
@@ -267,6 +283,43 @@ class StreamingInference(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
         self.delivery_stream_name = delivery.name
+
+    def _redrive(self, name: str, args: StreamingInferenceArgs, bucket: SecureBucket) -> PythonFunction:
+        """The error output back into the stream, each session once (lambda_src/redrive.py): by hand, and hourly."""
+        child = pulumi.ResourceOptions(parent=self)
+        firehose = args.config.firehose
+        marker_prefix = redrive_marker_prefix(firehose.error_prefix)
+        redrive = PythonFunction(
+            f"{name}-redrive",
+            PythonFunctionArgs(
+                namer=args.namer, purpose="redrive", handler_module="redrive",
+                description="Sends records of the Firehose error output back into the Kinesis stream, each once",
+                architecture=args.architecture, layer_arn=args.layer_arn,
+                log_retention_days=args.log_retention_days, memory_mb=512, timeout_seconds=300,
+                environment={
+                    "RECOMMENDATIONS_BUCKET": bucket.id,
+                    "ERROR_OUTPUT_PREFIX": firehose.error_prefix,
+                    "RECOMMENDATIONS_PREFIX": firehose.prefix,
+                    "REDRIVEN_PREFIX": marker_prefix,
+                    "KINESIS_STREAM_NAME": self.kinesis_stream_name,
+                },
+                # S3 and Kinesis only, over their public endpoints: no database, so no VPC and no secret.
+                vpc=None,
+                statements=pulumi.Output.all(bucket.arn, self.kinesis_stream_arn).apply(lambda v: [
+                    *policies.s3_redrive(v[0], error_prefix=firehose.error_prefix,
+                                         recommendations_prefix=firehose.prefix, marker_prefix=marker_prefix),
+                    policies.kinesis_redrive(v[1]),
+                ]),
+            ),
+            opts=child,
+        )
+        rule = aws.cloudwatch.EventRule(f"{name}-redrive-schedule", name=args.namer("redrive", "event-rule"),
+                                        schedule_expression=REDRIVE_SCHEDULE, tags=args.namer.tags, opts=child)
+        aws.lambda_.Permission(f"{name}-redrive-invoke", action="lambda:InvokeFunction", function=redrive.name,
+                               principal="events.amazonaws.com", source_arn=rule.arn, opts=child)
+        # A constant `{}`: the function refuses unknown options, and EventBridge's own event would be one.
+        aws.cloudwatch.EventTarget(f"{name}-redrive-target", rule=rule.name, arn=redrive.arn, input="{}", opts=child)
+        return redrive
 
     def _producer(self, name: str, args: StreamingInferenceArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)

@@ -8,7 +8,7 @@ import importlib.util
 import typer
 
 # Order is the order of `--help`: lifecycle first, then the platform's stages, then measurements.
-COMMAND_MODULES = ("preview", "stack", "seed", "etl", "train", "stream", "demo", "soak", "bench")
+COMMAND_MODULES = ("preview", "stack", "seed", "etl", "train", "stream", "redrive", "demo", "soak", "bench")
 
 app = typer.Typer(
     help="Run the recommender platform locally: the same Pulumi program, Glue script and Lambda code, no AWS account.",

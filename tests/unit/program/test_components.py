@@ -156,7 +156,7 @@ def test_functions_run_python_312_from_content_hashed_packages_with_the_dependen
         assert plain["architectures"] == ["arm64"], function.urn
         assert plain["layers"] == [layer.outputs["arn"]], function.urn
         assert plain["sourceCodeHash"] == packaging.function_package(module).sha256_base64, function.urn
-    assert set(handlers) == {"transformation", "inference", "loader", "seeder", "producer"}
+    assert set(handlers) == {"transformation", "inference", "loader", "seeder", "producer", "redrive"}
 
 
 def test_every_log_group_is_created_by_the_program_with_the_configured_retention(run: ProgramRunner) -> None:
@@ -187,8 +187,37 @@ def test_the_producer_exists_only_when_scheduled_and_writes_to_the_stream(run: P
     variables = producer.plain_inputs["environment"]["variables"]
     assert variables["KINESIS_STREAM_NAME"] == result.outputs["kinesis_stream_name"].value
     assert variables["EVENTS_PER_INVOCATION"] == "12"
-    (rule,) = result.of_type("aws:cloudwatch/eventRule:EventRule")
+    rule = result.named("streaming-producer-schedule", "aws:cloudwatch/eventRule:EventRule")
     assert rule.plain_inputs["scheduleExpression"] == "rate(1 minute)"
+
+
+def test_the_redrive_function_is_wired_to_the_error_output_and_the_stream_and_runs_hourly_with_no_options(
+        run: ProgramRunner) -> None:
+    result = run("dev", {"recommendationsErrorPrefix": "failed/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/"})
+    redrive = result.named("streaming-redrive", FUNCTION)
+    plain = redrive.plain_inputs
+    assert plain["handler"] == "redrive.handler"
+    assert plain["name"] == result.outputs["redrive_function_name"].value == "de-c1w4-dev-redrive"
+    assert plain["environment"]["variables"] == {
+        "POWERTOOLS_SERVICE_NAME": "redrive", "LOG_LEVEL": "INFO",
+        "RECOMMENDATIONS_BUCKET": result.outputs["recommendations_bucket_id"].value,
+        "ERROR_OUTPUT_PREFIX": "failed/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/",
+        "RECOMMENDATIONS_PREFIX": "!{timestamp:yyyy/MM/dd/HH}/",
+        "REDRIVEN_PREFIX": "failed/redriven/",
+        "KINESIS_STREAM_NAME": result.outputs["kinesis_stream_name"].value,
+    }, redrive.urn
+    assert "vpcConfig" not in plain or not plain["vpcConfig"], "S3 and Kinesis only: no VPC, no database"
+    assert (plain["timeout"], plain["memorySize"]) == (300, 512)
+    rule = result.named("streaming-redrive-schedule", "aws:cloudwatch/eventRule:EventRule")
+    assert rule.plain_inputs["scheduleExpression"] == "rate(1 hour)"
+    (target,) = [t for t in result.of_type("aws:cloudwatch/eventTarget:EventTarget")
+                 if t.plain_inputs["rule"] == rule.outputs["name"]]
+    assert target.plain_inputs["arn"] == redrive.outputs["arn"]
+    assert json.loads(target.plain_inputs["input"]) == {}, "the schedule runs with the defaults"
+    (permission,) = [p for p in result.of_type("aws:lambda/permission:Permission")
+                     if p.plain_inputs["function"] == plain["name"]]
+    assert permission.plain_inputs["principal"] == "events.amazonaws.com"
+    assert permission.plain_inputs["sourceArn"] == rule.outputs["arn"]
 
 
 TAGGABLE = (

@@ -65,3 +65,41 @@ def test_services_assume_roles_only_from_this_account_when_asked() -> None:
     (statement,) = policies.assume_role_policy("firehose.amazonaws.com", "123456789012")["Statement"]
     assert statement["Principal"] == {"Service": "firehose.amazonaws.com"}
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+# ---- the redrive function ------------------------------------------------------------------------------------------
+
+RECOMMENDATIONS = "arn:aws:s3:::de-c1w4-dev-123456789012-us-east-1-recommendations"
+DEFAULT_ERRORS = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+DEFAULT_OUTPUT = "!{timestamp:yyyy/MM/dd/HH}/"
+
+
+def test_firehose_prefix_templates_become_iam_patterns_that_stop_where_the_hour_stops() -> None:
+    pattern = policies.firehose_prefix_pattern
+    assert pattern(DEFAULT_ERRORS, error_output_type="processing-failed") == "errors/processing-failed/????/??/??/??/*"
+    assert pattern(DEFAULT_OUTPUT, error_output_type=None) == "????/??/??/??/*"
+    assert pattern("", error_output_type=None) == "????/??/??/??/*", "no prefix: Firehose's YYYY/MM/DD/HH/"
+    assert pattern("", error_output_type="processing-failed") == "processing-failed/????/??/??/??/*"
+    assert pattern("recs/", error_output_type=None) == "recs/????/??/??/??/*"
+    assert pattern("recs/!{timestamp:'year='yyyy/'month='MM}/", error_output_type=None) == "recs/year=????/month=??/*"
+    assert pattern("r/!{timestamp:yyyy/MM/dd/HH/mm}/", error_output_type=None) == "r/????/??/??/??/*"
+    assert pattern("r/!{firehose:random-string}/!{timestamp:yyyy}/", error_output_type=None) == "r/*"
+
+
+def test_the_redrive_may_read_the_error_and_delivered_output_write_only_its_markers_and_put_only_records() -> None:
+    statements = policies.s3_redrive(RECOMMENDATIONS, error_prefix=DEFAULT_ERRORS,
+                                     recommendations_prefix=DEFAULT_OUTPUT, marker_prefix="errors/redriven/")
+    by_sid = {s["Sid"]: s for s in statements}
+    patterns = ["????/??/??/??/*", "errors/processing-failed/????/??/??/??/*", "errors/redriven/*"]
+    assert by_sid["ListRedriveInputs"]["Action"] == ["s3:ListBucket"]
+    assert by_sid["ListRedriveInputs"]["Resource"] == [RECOMMENDATIONS]
+    assert by_sid["ListRedriveInputs"]["Condition"] == {"StringLike": {"s3:prefix": patterns}}
+    assert by_sid["ReadRedriveInputs"] == policies.allow(["s3:GetObject"], [f"{RECOMMENDATIONS}/{p}" for p in patterns],
+                                                         "ReadRedriveInputs")
+    assert by_sid["WriteRedriveMarkers"]["Resource"] == [f"{RECOMMENDATIONS}/errors/redriven/*"]
+    assert by_sid["ReleaseRedriveLease"]["Action"] == ["s3:DeleteObject"]
+    assert by_sid["ReleaseRedriveLease"]["Resource"] == [f"{RECOMMENDATIONS}/errors/redriven/.lease"]
+    assert set(by_sid) == {"ListRedriveInputs", "ReadRedriveInputs", "WriteRedriveMarkers", "ReleaseRedriveLease"}
+    stream = "arn:aws:kinesis:us-east-1:1:stream/s"
+    assert policies.kinesis_redrive(stream) == policies.allow(["kinesis:PutRecords"], [stream], "RedriveToStream")
+    assert policies.wildcard_violations(policies.document(*statements, policies.kinesis_redrive(stream))) == []

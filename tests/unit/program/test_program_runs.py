@@ -11,6 +11,7 @@ LAB_OUTPUTS = ("data_lake_bucket_id", "scripts_bucket_id", "vector_db_host", "ve
 MORE_OUTPUTS = ("artifacts_bucket_id", "glue_job_name", "glue_catalog_database", "glue_connection_name",
                 "kinesis_stream_name", "kinesis_stream_arn", "delivery_stream_name", "inference_function_url",
                 "transformation_function_name", "inference_function_name", "embeddings_loader_function_name",
+                "redrive_function_name",
                 "vector_db_name", "vector_db_secret_arn", "source_db_host", "source_db_port", "source_db_name",
                 "source_db_username", "source_db_password", "source_db_secret_arn")
 

@@ -218,6 +218,32 @@ def check_lambdas_carry_database_wiring(stack: str, chosen: dict[str, str]) -> N
         assert inputs(function)["vpcConfig"]["subnetIds"], function.urn
 
 
+def check_redrive_role_reaches_only_its_inputs(
+        stack: str, chosen: dict[str, str]) -> None:
+    """The redrive's role: read the error and delivered output, write its markers, delete its lease, PutRecords on the
+    stream; no database, no secret, no VPC, nothing else in any bucket."""
+    run = program(stack, chosen)
+    redrive = run.named("streaming-redrive", FUNCTION)
+    (role,) = [r for r in run.of_type("aws:iam/role:Role") if r.outputs["arn"] == inputs(redrive)["role"]]
+    (role_policy,) = resource_with(run, "aws:iam/rolePolicy:RolePolicy", "role", role.outputs["id"])
+    statements = json.loads(inputs(role_policy)["policy"])["Statement"]
+    bucket = f"arn:aws:s3:::{run.outputs['recommendations_bucket_id'].value}"
+    marker_prefix = inputs(redrive)["environment"]["variables"]["REDRIVEN_PREFIX"]
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in statement["Action"]:
+            granted.setdefault(action, set()).update(statement["Resource"])
+    assert set(granted) == {"logs:CreateLogStream", "logs:PutLogEvents", "s3:ListBucket", "s3:GetObject",
+                            "s3:PutObject", "s3:DeleteObject", "kinesis:PutRecords"}, role_policy.urn
+    assert granted["kinesis:PutRecords"] == {run.outputs["kinesis_stream_arn"].value}, role_policy.urn
+    assert granted["s3:ListBucket"] == {bucket}, role_policy.urn
+    assert all(r.startswith(f"{bucket}/") for r in granted["s3:GetObject"]), role_policy.urn
+    assert f"{bucket}/*" not in granted["s3:GetObject"], "reads are limited to the output prefixes"
+    assert granted["s3:PutObject"] == {f"{bucket}/{marker_prefix}*"}, role_policy.urn
+    assert granted["s3:DeleteObject"] == {f"{bucket}/{marker_prefix}.lease"}, role_policy.urn
+    assert policies.wildcard_violations({"Statement": statements}) == [], role_policy.urn
+
+
 # ---- structure -------------------------------------------------------------------------------------------------------
 
 def check_children_have_component_parents(stack: str, chosen: dict[str, str]) -> None:
@@ -268,6 +294,7 @@ POLICIES = {
     "passwords_are_secret": check_passwords_are_secret,
     "firehose_processor_is_explicit": check_firehose_processor_is_explicit,
     "lambdas_carry_database_wiring": check_lambdas_carry_database_wiring,
+    "redrive_role_reaches_only_its_inputs": check_redrive_role_reaches_only_its_inputs,
     "children_have_component_parents": check_children_have_component_parents,
 }
 

@@ -1,0 +1,124 @@
+"""`python -m harness redrive`: the stack's own redrive function (lambda_src/redrive.py), invoked through the local
+Lambda API as `aws lambda invoke` would on AWS, so the same code decides locally and there. Prints its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness import state as st
+
+# The function's own timeout is 300 s; the client waits a little longer so the function's answer, not ours, ends it.
+INVOKE_TIMEOUT_S = 330
+
+
+class RedriveCommandError(RuntimeError):
+    """The stack cannot run a redrive, or the function refused: one message, no traceback."""
+
+
+def invoke_redrive(state_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """The deployed redrive function's report for `payload`, or `RedriveCommandError` with its error message."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from harness.commands.stack import DEFAULT_REGION, output_value
+    from harness.daemon import read_daemon_info
+
+    state = st.load_state(state_dir)
+    name = output_value(state.get("outputs") or {}, "redrive_function_name")
+    if not name:
+        raise RedriveCommandError("the stack has no redrive_function_name output: run `python -m harness up` to "
+                                  "deploy it")
+    info = read_daemon_info(state_dir)
+    if info is None:
+        raise RedriveCommandError("the local control plane is not running: run `python -m harness up`")
+    client = boto3.client("lambda", endpoint_url=info.url, region_name=str(state.get("region") or DEFAULT_REGION),
+                          aws_access_key_id="testing", aws_secret_access_key="testing",
+                          config=Config(read_timeout=INVOKE_TIMEOUT_S, retries={"max_attempts": 1}))
+    try:
+        response = client.invoke(FunctionName=str(name), Payload=json.dumps(payload).encode("utf-8"))
+    except (BotoCoreError, ClientError) as err:
+        raise RedriveCommandError(f"the local Lambda API at {info.url} did not run the redrive ({err}); see "
+                                  "`python -m harness status`") from None
+    body = response["Payload"].read().decode("utf-8", errors="replace")
+    if response.get("FunctionError"):
+        try:
+            error = json.loads(body)
+        except ValueError:
+            error = {"errorMessage": body}
+        raise RedriveCommandError(f"the redrive function failed: {error.get('errorMessage') or body[:500]}")
+    report: dict[str, Any] = json.loads(body)
+    return report
+
+
+def report_tables(report: dict[str, Any]) -> list[Table]:
+    summary = Table(title="redrive (dry run: nothing sent, nothing marked)" if report["dry_run"] else "redrive",
+                    show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("error objects since " + report["since"], report["error_objects"]),
+        ("objects read", report["objects_read"]),
+        ("objects settled by earlier runs", report["objects_settled_before"]),
+        ("records chosen", report["chosen"]),
+        ("already delivered (skipped)", report["already_delivered"]),
+        ("duplicates in the error output (skipped)", report["duplicates"]),
+        ("to send" if report["dry_run"] else "sent to " + report["stream"],
+         report["to_send"] if report["dry_run"] else report["sent"]),
+        ("left for a later run (max_records)", report["deferred"]),
+        ("ProcessingFailed left (--include-processing-failed)", report["left_processing_failed"]),
+        ("poison (never redriven)", report["poison"]),
+        ("objects marked", report["objects_marked"]),
+        ("delivered output read for dedup", f"{report['scan']['objects']:,} objects, {report['scan']['bytes']:,} B"),
+    ]
+    for name, value in rows:
+        summary.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
+    tables = [summary]
+    if report["poison_records"]:
+        poison = Table(title="poison records (fix or delete them by hand)")
+        for column in ("object", "line", "error code", "reason"):
+            poison.add_column(column)
+        for record in report["poison_records"]:
+            poison.add_row(record["key"], str(record["line"]), str(record["error_code"]), str(record["reason"]))
+        tables.append(poison)
+    return tables
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def redrive(
+        dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be sent; send and mark nothing."),
+        as_json: bool = typer.Option(False, "--json", help="Print the function's report as JSON."),
+        since: str | None = typer.Option(
+            None, help="Only error objects written since this ISO 8601 time (default: the last 7 days)."),
+        include_processing_failed: bool = typer.Option(
+            False, "--include-processing-failed",
+            help="Also redrive records the transformation refused (e.g. unknown products, after a catalogue reload)."),
+        max_records: int | None = typer.Option(None, help="Send at most this many records in this run."),
+    ) -> None:
+        """Send records of the error output back into the Kinesis stream, each session once (the stack's redrive
+        function: the same code as on AWS)."""
+        console = Console()
+        payload: dict[str, Any] = {"dry_run": dry_run, "include_processing_failed": include_processing_failed}
+        if since is not None:
+            payload["since"] = since
+        if max_records is not None:
+            payload["max_records"] = max_records
+        try:
+            report = invoke_redrive(st.local_dir(), payload)
+        except (RedriveCommandError, st.StateError) as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(1) from None
+        if as_json:
+            print(json.dumps(report, indent=2))
+            return
+        for table in report_tables(report):
+            console.print(table)
+        if report["deferred"]:
+            console.print(f"{report['deferred']:,} more records are waiting: run `python -m harness redrive` again")
