@@ -796,12 +796,22 @@ class DaemonClient:
 
 
 def stop(state_dir: Path) -> None:
-    """What `harness down` calls before the services stop: the daemon, then the local servers that stand for RDS
-    instances (their data goes too, as `down` removes the databases' data)."""
+    """What `harness down` calls before the services stop (and `up` when moto died): the daemon, then the local
+    servers that stand for RDS instances (their data goes too, as `down` removes the databases' data), then the
+    daemon's own state."""
     stop_daemon(state_dir)
     from harness.materializers.databases import stop_instances
 
     stop_instances(state_dir.resolve(), remove_data=True)
+    forget_state(state_dir)
+
+
+def forget_state(state_dir: Path) -> None:
+    """Delete what the daemon keeps across its own restarts: the delivery runners' checkpoints and counters
+    (`daemon/firehose/`) and the Function URLs' ports. They describe streams and functions that live in moto's memory
+    and end with it; a checkpoint that outlived its stream made the next stream's first records vanish, and counters
+    that outlived it counted another stack's records."""
+    shutil.rmtree(daemon_dir(state_dir.resolve()), ignore_errors=True)
 
 
 def status(state_dir: Path) -> dict[str, int | str]:

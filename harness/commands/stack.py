@@ -3,8 +3,9 @@
 `up` starts the services detached (they outlive the command), records them in `state.json`, then runs the engine
 (`harness.engine.deploy`), which materializes the Pulumi program's resources in them. A second `up` attaches to the
 running services and deploys again (an update). `down` stops everything; moto keeps its state in memory, so the AWS side
-of the stack lives exactly as long as the services, and `down` also removes the databases' data so the next `up` starts
-from the same clean slate.
+of the stack lives exactly as long as the services, and `down` also removes the databases' data and the daemon's state
+(the delivery runners' checkpoints and counters) so the next `up` starts from the same clean slate. The stack's config
+is validated before any service starts.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ DUMMY_SECRET_ACCESS_KEY = "testing"
 
 class StackError(RuntimeError):
     """A user-facing problem with the local stack: printed as one message, no traceback."""
+
+
+class StackConfigError(StackError):
+    """`Pulumi.<stack>.yaml` is missing, unreadable or holds a value the program refuses: a usage error (exit 2)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -222,6 +227,22 @@ def engine_available() -> bool:
     return importlib.util.find_spec("harness.engine") is not None
 
 
+def validate_stack_config(stack: str, state_dir: Path, source: dict[str, Any] | None) -> None:
+    """The stack's config checked as the deploy will read it (`Pulumi.<stack>.yaml`, the local stack's overrides, the
+    program's own `parse_config`), before any service starts: a typo is the user's to fix, and found after every service
+    was up it left them running. Raises StackConfigError with the program's one-line message."""
+    import pulumi
+
+    from components.config import parse_config
+    from harness.engine import local_config
+    from harness.program import read_stack_config
+
+    try:
+        parse_config(local_config(read_stack_config(stack), source, state_dir), stack)
+    except (pulumi.RunError, ValueError) as err:
+        raise StackConfigError(" ".join(str(err).split())) from None
+
+
 def bring_up(state_dir: Path, stack: str = "local", source_url: str | None = None) -> dict[str, Any]:
     """Start or attach to the services, deploy the program, record the outputs. Returns the outputs (or {})."""
     state = st.load_state(state_dir)
@@ -239,15 +260,7 @@ def bring_up(state_dir: Path, stack: str = "local", source_url: str | None = Non
         source = parsed.as_state()
 
     if engine_available():
-        # A missing or broken Pulumi.<stack>.yaml is the user's to fix: say so before starting anything.
-        import pulumi
-
-        from harness.program import read_stack_config
-
-        try:
-            read_stack_config(stack)
-        except (pulumi.RunError, ValueError) as err:
-            raise StackError(str(err)) from None
+        validate_stack_config(stack, state_dir, source if source is not None else state.get("source"))
 
     running, attached = ensure_services(state_dir)
 
@@ -279,7 +292,8 @@ def bring_up(state_dir: Path, stack: str = "local", source_url: str | None = Non
 
 
 def bring_down(state_dir: Path) -> list[str]:
-    """Stop the daemon and the services, delete the databases' data and the recorded state (logs are kept)."""
+    """Stop the daemon and the services, delete the databases' data, the daemon's state (runner checkpoints and
+    counters: the next stream starts at its first record, the counters at 0) and the recorded state (logs are kept)."""
     stopped: list[str] = []
     state = st.load_state(state_dir)
     if _stop_daemon(state_dir, with_databases=True):
@@ -295,6 +309,25 @@ def bring_down(state_dir: Path) -> list[str]:
     return stopped
 
 
+# What MariaDB's option-file parser (mysys/my_default.c) turns back into a character after a backslash in a value.
+_OPTION_FILE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
+
+
+def option_file_value(value: str) -> str:
+    """`value` written so that the mariadb/mysql clients read back exactly `value` from an option file: in double
+    quotes (a `#` or `;` inside is not a comment, spaces at either end are kept), with `\\`, `"` and control characters
+    backslash-escaped. Unquoted, a generated password was cut at its first `#`."""
+    return '"' + "".join(_OPTION_FILE_ESCAPES.get(char, char) for char in value) + '"'
+
+
+def mysql_option_file(settings: dict[str, str]) -> str:
+    """The text of `$MYSQL_HOME/my.cnf` for these client settings (host, port, user, password, database)."""
+    client = "".join(f"{name}={option_file_value(settings[name])}\n" for name in ("host", "port", "user", "password"))
+    database = option_file_value(settings["database"])
+    return ("# written by `python -m harness env`: the local stack's source database\n"
+            f"[client]\n{client}protocol=TCP\n\n[mysql]\ndatabase={database}\n\n[mariadb-client]\ndatabase={database}\n")
+
+
 def write_mysql_option_file(state_dir: Path, settings: dict[str, str]) -> Path:
     folder = state_dir / "mysql"
     folder.mkdir(parents=True, exist_ok=True)
@@ -302,10 +335,7 @@ def write_mysql_option_file(state_dir: Path, settings: dict[str, str]) -> Path:
     path = folder / "my.cnf"
     path.touch(mode=0o600)
     path.chmod(0o600)
-    path.write_text("# written by `python -m harness env`: the local stack's source database\n[client]\n"
-                    f"host={settings['host']}\nport={settings['port']}\nuser={settings['user']}\n"
-                    f"password={settings['password']}\nprotocol=TCP\n\n[mysql]\ndatabase={settings['database']}\n\n"
-                    f"[mariadb-client]\ndatabase={settings['database']}\n")
+    path.write_text(mysql_option_file(settings), encoding="utf-8")
     return path
 
 
@@ -320,9 +350,10 @@ def require_up(state_dir: Path) -> st.State:
 # commands
 
 
-def _fail(err: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {err}")
-    return typer.Exit(1)
+def _fail(err: Exception, code: int = 1) -> typer.Exit:
+    # One line whatever the terminal's width; the message is text, never markup.
+    console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
+    return typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
@@ -338,6 +369,8 @@ def register(app: typer.Typer) -> None:
         try:
             with st.locked(state_dir, "up.lock"):  # two concurrent `up`s would start two sets of servers
                 bring_up(state_dir, stack, source_url)
+        except StackConfigError as err:
+            raise _fail(err, code=2) from None
         except (StackError, svc.ServiceError, st.StateError) as err:
             raise _fail(err) from None
 

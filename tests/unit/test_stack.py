@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.commands import stack
 
@@ -100,3 +107,181 @@ def test_the_output_listing_shows_whole_values_like_pulumi_stack_output() -> Non
         f"    recommendations_bucket_id  {bucket}",
         "    vector_db_port             5432",
     ]
+
+
+# ---- `harness env`'s my.cnf: values as MariaDB's option-file parser reads them -------------------------------------
+
+HOSTILE_PASSWORDS = ["p#ss", "it's", 'say "hi"', "back\\slash", " spaced out ", "semi;colon", "#", "\\", '"', "'",
+                     "a\\#b", 'tail\\"', "x\\n", "tab\there", "new\nline"]
+
+
+def test_option_file_values_are_double_quoted_with_backslash_escapes() -> None:
+    assert stack.option_file_value("p#ss") == '"p#ss"'
+    assert stack.option_file_value('say "hi"') == '"say \\"hi\\""'
+    assert stack.option_file_value("back\\slash") == '"back\\\\slash"'
+    assert stack.option_file_value("it's; #1 ") == "\"it's; #1 \""
+    assert stack.option_file_value("new\nline\ttab\r\b") == '"new\\nline\\ttab\\r\\b"'
+
+
+def parsed_by_mariadb(path: Path) -> dict[str, str]:
+    """The [client] options as the MariaDB client library reads them from `path` (its own `my_print_defaults`)."""
+    printed = subprocess.run(["my_print_defaults", f"--defaults-file={path}", "client"], capture_output=True,
+                             check=True).stdout.decode("utf-8")
+    # One `--name=value` per option; a value may itself hold a newline, so split on the option names we wrote.
+    names = ("host", "port", "user", "password", "protocol")
+    pattern = "".join(f"--{name}=(?P<{name}>.*)\n" for name in names)
+    match = re.fullmatch(pattern, printed, flags=re.DOTALL)
+    assert match is not None, printed
+    return match.groupdict()
+
+
+needs_mariadb_client = pytest.mark.skipif(shutil.which("my_print_defaults") is None,
+                                          reason="MariaDB's my_print_defaults is not installed")
+
+
+@needs_mariadb_client
+@pytest.mark.parametrize("password", HOSTILE_PASSWORDS)
+def test_the_mariadb_client_reads_back_every_hostile_password_whole(tmp_path: Path, password: str) -> None:
+    path = stack.write_mysql_option_file(tmp_path, {"host": "127.0.0.1", "port": "3306", "user": "admin",
+                                                    "password": password, "database": "classicmodels"})
+
+    assert parsed_by_mariadb(path) == {"host": "127.0.0.1", "port": "3306", "user": "admin", "password": password,
+                                       "protocol": "TCP"}
+
+
+@needs_mariadb_client
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=st.text(st.one_of(st.sampled_from("#;'\"\\ntbrs= \t\n"),  # the parser's special characters
+                                   st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+                         max_size=40),
+       user=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12))
+def test_any_password_and_user_survive_the_option_file(tmp_path: Path, password: str, user: str) -> None:
+    path = stack.write_mysql_option_file(tmp_path, {"host": "127.0.0.1", "port": "3306", "user": user,
+                                                    "password": password, "database": "classicmodels"})
+
+    parsed = parsed_by_mariadb(path)
+
+    assert (parsed["user"], parsed["password"]) == (user, password)
+
+
+@needs_mariadb_client
+def test_a_password_with_every_awkward_character_logs_in_with_the_real_client(
+        tmp_path: Path, mariadb_service: Any) -> None:
+    password = "a#b'c\"d\\e f;g\\n\\\\#"
+    admin = mariadb_service.connect(autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS env_login")
+        cur.execute("CREATE OR REPLACE USER 'env_login'@'%%' IDENTIFIED BY %s", (password,))
+        cur.execute("GRANT ALL ON env_login.* TO 'env_login'@'%'")
+    admin.close()
+    path = stack.write_mysql_option_file(tmp_path, {"host": mariadb_service.host, "port": str(mariadb_service.port),
+                                                    "user": "env_login", "password": password,
+                                                    "database": "env_login"})
+
+    result = subprocess.run(["mariadb", f"--defaults-file={path}", "-N", "-e", "select current_user(), database()"],
+                            capture_output=True, text=True, timeout=30)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["env_login@%", "env_login"]
+
+
+# ---- the stack's config is validated before any service starts ----------------------------------------------------
+
+@pytest.fixture
+def stack_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
+    """Write `Pulumi.<stack>.yaml` (in a temp dir, never the repository) for a throwaway stack; returns its name."""
+    from harness import program
+
+    def write(config_yaml: str) -> str:
+        path = tmp_path / "Pulumi.typo-test.yaml"
+        path.write_text(config_yaml)
+        monkeypatch.setattr(program, "stack_config_path", lambda stack: path)
+        return "typo-test"
+
+    return write
+
+
+def no_services(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    started: list[Path] = []
+
+    def record(state_dir: Path) -> Any:
+        started.append(state_dir)
+        raise AssertionError("a service was started before the config was validated")
+
+    monkeypatch.setattr(stack, "ensure_services", record)
+    return started
+
+
+@pytest.mark.parametrize(("config_yaml", "message"), [
+    ("config:\n  recsys:topKk: '5'\n",
+     "recsys:topKk is not a setting of this program. Did you mean recsys:topK?"),
+    ("config:\n  recsys:processorRetries: 'three'\n", "recsys:processorRetries"),
+    ("config:\n  aws:region: mars-north-1x\n", 'aws:region is "mars-north-1x", but it must be an AWS region name'),
+    ("config: [unclosed\n", "is not valid YAML"),
+])
+def test_a_config_mistake_stops_up_with_the_programs_message_before_any_service_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack_file: Callable[[str], str], config_yaml: str,
+        message: str) -> None:
+    started = no_services(monkeypatch)
+    name = stack_file(config_yaml)
+
+    with pytest.raises(stack.StackConfigError) as refused:
+        stack.bring_up(tmp_path / "state", name)
+
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert started == []
+    assert not (tmp_path / "state" / "state.json").exists()
+
+
+def test_the_config_is_validated_as_the_deploy_reads_it_with_the_local_overrides(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack_file: Callable[[str], str]) -> None:
+    # The recorded external source fills sourceDbHost & co, as the engine's local_config does for the deploy.
+    name = stack_file("config:\n  recsys:prefix: de-c1w4\n")
+    external = {"external": True, "host": "db.example.com", "port": 3306, "database": "classicmodels",
+                "username": "admin", "password": "p"}
+    stack.validate_stack_config(name, tmp_path, external)
+
+    with pytest.raises(stack.StackConfigError) as refused:
+        stack.validate_stack_config(name, tmp_path, {**external, "database": "class-icmodels"})
+    assert "recsys:sourceDbName" in str(refused.value)
+
+
+def test_up_with_a_config_typo_exits_2_with_one_line_and_starts_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack_file: Callable[[str], str]) -> None:
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    started = no_services(monkeypatch)
+    name = stack_file("config:\n  recsys:topKk: '5'\n")
+    monkeypatch.setenv("RECSYS_LOCAL_DIR", str(tmp_path / "state"))
+    cli._register_commands()
+
+    result = CliRunner().invoke(cli.app, ["up", "--stack", name], env={"COLUMNS": "60"})
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: recsys:topKk is not a setting of this program. Did you mean recsys:topK? Remove it with: pulumi "
+        "config rm recsys:topKk (all settings: docs/program.md)"]
+    assert started == []
+
+
+# ---- `down` leaves nothing of the stack's runner state behind ------------------------------------------------------
+
+def test_down_deletes_the_delivery_runners_checkpoints_and_counters_and_keeps_the_logs(tmp_path: Path) -> None:
+    from harness import daemon
+
+    checkpoints = daemon.daemon_dir(tmp_path) / "firehose"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "de-c1w4-delivery.json").write_text(
+        '{"checkpoints": {"shardId-000000000000": "49650000000000000000000000000000000000000000000050"}, '
+        '"counters": {"events_read": 50, "records_delivered": 50}}')
+    (daemon.daemon_dir(tmp_path) / "function_urls.json").write_text('{"inference": {"port": 40001}}')
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "daemon.log").write_text("kept\n")
+
+    stack.bring_down(tmp_path)
+
+    assert not daemon.daemon_dir(tmp_path).exists()
+    assert (tmp_path / "logs" / "daemon.log").read_text() == "kept\n"
