@@ -4,7 +4,10 @@ moto stores a delivery stream's configuration but never reads its Kinesis source
 runs one `FirehoseRunner` per delivery stream. It follows the service's documented behaviour:
 
 - reads every shard of the source stream, keeping a read position and a delivered checkpoint per shard (persisted to
-  `state_path` when given): a restart resumes after the last record written to S3, nothing skipped;
+  `state_path` when given): a restart resumes after the last record written to S3, nothing skipped. The state belongs
+  to one incarnation of the stream (ARN and creation time, `harness.runner_state`): another's is discarded (counters
+  restart), a checkpoint beyond its shard's end makes that shard be read from TRIM_HORIZON, both reported; a stream
+  re-created while the runner runs is noticed at the next poll, what was read from the old one delivered first;
 - buffers records for the processor (`BufferSizeInMBs`, default 1 MiB; `BufferIntervalInSeconds`, default 60 s) and
   invokes it with the Firehose event (invocationId, deliveryStreamArn, sourceKinesisStreamArn, region, records with
   recordId, approximateArrivalTimestamp, data, kinesisRecordMetadata);
@@ -17,8 +20,9 @@ runs one `FirehoseRunner` per delivery stream. It follows the service's document
   Firehose's JSON (attemptsMade, arrivalTimestamp, errorCode, errorMessage, attemptEndingTimestamp, rawData, lambdaArn).
 
 It never drops a record: `events_read == records_delivered + records_dropped + records_failed + records_buffered`, where
-delivered and failed count records written to S3. Delivery is at-least-once, as Firehose's: a runner that dies between
-writing an object and saving its checkpoint reads those records again after a restart (a clean stop flushes first).
+delivered and failed count records written to S3; after a restart `events_read` restarts from the saved sum, as what was
+buffered is read again. Delivery is at-least-once, as Firehose's: a runner that dies after writing an object, before a
+checkpoint covering its records is saved, reads and writes those records again (a clean stop flushes first).
 
 Not implemented (fails loudly at construction when configured): dynamic partitioning, format conversion, compression
 other than UNCOMPRESSED and GZIP, processors other than Lambda, S3 backup. Differences on purpose: a new runner starts
@@ -43,6 +47,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from harness import runner_state
 
 MIB = 1024 * 1024
 # Lambda's synchronous invocation payload limit; Firehose never sends a bigger event.
@@ -432,7 +438,13 @@ class FirehoseRunner:
         self._retry_at: float | None = None
         self._delivered = _Buffer()
         self._errors = _Buffer()
-        self._load_state()
+        # Read now (damage is reported at once), adopted at the first poll once the source stream's identity is known.
+        self._saved: runner_state.SavedState | None = None
+        if state_path is not None:
+            self._saved, self.last_error = runner_state.read_state(state_path)
+        self._identity: runner_state.StreamIdentity | None = None
+        self._successor: runner_state.StreamIdentity | None = None  # the source was re-created: drain, then read it
+        self.state_discarded: list[str] = []
 
     # ---- public surface ----------------------------------------------------------------------------------------
     @property
@@ -462,6 +474,7 @@ class FirehoseRunner:
             **dict(vars(self.counters)),
             "records_buffered": self.records_buffered,
             "checkpoints": {shard: s.checkpoint for shard, s in list(self._shards.items())},
+            "state_discarded": list(self.state_discarded),
             "last_error": self.last_error,
             "updated_at": self.clock(),
         }
@@ -473,10 +486,15 @@ class FirehoseRunner:
         were read from Kinesis.
         """
         with self._lock:
-            read = self._read_source()
+            self._follow_source()
+            read = self._read_source() if self._successor is None else 0
+            # Records of a deleted incarnation cannot be read again: deliver them before moving to its successor.
+            flush = flush or self._successor is not None
             self._maybe_process(flush=flush)
             self._maybe_write(self._delivered, error=False, flush=flush)
             self._maybe_write(self._errors, error=True, flush=flush)
+            if self._successor is not None and self.records_buffered == 0:
+                self._start(self._successor)
             self._save_state()
             return read
 
@@ -495,14 +513,44 @@ class FirehoseRunner:
         except Exception as exc:  # noqa: BLE001
             self.last_error = f"{type(exc).__name__}: {exc}"
 
+    # ---- the source's identity ------------------------------------------------------------------------------------
+    def _follow_source(self) -> None:
+        """Adopt the saved state at the first poll; notice a source deleted and re-created under the same name."""
+        identity = runner_state.stream_identity(self.kinesis, self.config.source_stream_name)
+        if self._identity is None:
+            self._start(identity)
+        elif identity != self._identity and identity != self._successor:
+            self._successor = identity
+            self.last_error = (f"source stream {identity.arn} was re-created (now created {identity.created}): "
+                               f"writing the {self.records_buffered} record(s) read from the previous one, then "
+                               "reading the new one from its oldest record, counters restart")
+            self.state_discarded = [self.last_error]
+
+    def _start(self, identity: runner_state.StreamIdentity) -> None:
+        """Begin reading `identity` from the saved state when it is this incarnation's, else from TRIM_HORIZON."""
+        adopted = runner_state.adopt(self._saved, identity)
+        resume, problems = runner_state.resume_points(
+            adopted.checkpoints, self._list_shards() if adopted.checkpoints else {},
+            lambda shard_id, sequence: runner_state.first_sequence_at(
+                self.kinesis, self.config.source_stream_name, shard_id, sequence),
+        )
+        self._saved, self._identity, self._successor = None, identity, None
+        # Reading resumes after the last *written* record: what was buffered but unwritten is read again.
+        self._shards = {shard_id: _ShardState(read_after=seq, checkpoint=seq) for shard_id, seq in resume.items()}
+        self.counters = c = Counters(**{k: v for k, v in adopted.counters.items() if k in vars(Counters())})
+        c.events_read = c.records_delivered + c.records_dropped + c.records_failed
+        if adopted.discarded or problems:
+            self.state_discarded = [*adopted.discarded, *problems]
+            self.last_error = "; ".join(self.state_discarded)
+
     # ---- reading -------------------------------------------------------------------------------------------------
-    def _shard_ids(self) -> list[str]:
-        shards: list[str] = []
+    def _list_shards(self) -> dict[str, dict[str, Any]]:
+        shards: dict[str, dict[str, Any]] = {}
         # By name, not ARN: moto's shard iterators minted from an ARN do not resolve their stream.
         kwargs: dict[str, Any] = {"StreamName": self.config.source_stream_name}
         while True:
             page = self.kinesis.list_shards(**kwargs)
-            shards.extend(s["ShardId"] for s in page.get("Shards", []))
+            shards.update((s["ShardId"], s) for s in page.get("Shards", []))
             token = page.get("NextToken")
             if not token:
                 return shards
@@ -520,7 +568,7 @@ class FirehoseRunner:
         if self._incoming_bytes >= self.config.processor_buffer_bytes:
             return 0  # backpressure: the processor buffer is full until the next invocation drains it
         total = 0
-        for shard_id in self._shard_ids():
+        for shard_id in self._list_shards():
             state = self._shards.setdefault(shard_id, _ShardState())
             if state.closed:
                 continue
@@ -710,34 +758,8 @@ class FirehoseRunner:
             state.checkpoint = sequence
 
     # ---- persistence ---------------------------------------------------------------------------------------------
-    def _load_state(self) -> None:
-        if self.state_path is None or not self.state_path.exists():
-            return
-        try:
-            saved = json.loads(self.state_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            # Written atomically, so this is damage from outside: start from the stream's beginning, say so.
-            self.last_error = f"ignored unreadable checkpoint file {self.state_path}: {exc}"
-            return
-        if saved.get("source_stream_arn") != self.config.source_stream_arn:
-            return  # a different source (the stack was re-created): start from its beginning
-        for shard_id, checkpoint in (saved.get("checkpoints") or {}).items():
-            # Reading resumes after the last *written* record: what was buffered but unwritten is read again.
-            self._shards[shard_id] = _ShardState(read_after=checkpoint, checkpoint=checkpoint)
-        for name, value in (saved.get("counters") or {}).items():
-            if hasattr(self.counters, name):
-                setattr(self.counters, name, int(value))
-        # Records that were read but not written before the restart will be read (and counted) again.
-        self.counters.events_read = (
-            self.counters.records_delivered + self.counters.records_dropped + self.counters.records_failed
-        )
-
     def _save_state(self) -> None:
-        if self.state_path is None:
+        if self.state_path is None or self._identity is None:
             return
-        state = {"source_stream_arn": self.config.source_stream_arn, **self.stats(),
-                 "counters": vars(self.counters)}
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-        tmp.replace(self.state_path)
+        runner_state.write_state(self.state_path, runner_state.state_document(
+            self._identity, self.stats(), vars(self.counters)))

@@ -19,6 +19,7 @@ import boto3
 import pytest
 
 from harness import firehose_runner as fr
+from harness import runner_state
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -70,6 +71,7 @@ class Stack:
         self.stream = f"sessions-{n}"
         self.bucket = f"recommendations-{n}"
         self.delivery = f"delivery-{n}"
+        self.shards = shards
         self.kinesis.create_stream(StreamName=self.stream, ShardCount=shards)
         self.stream_arn = self.kinesis.describe_stream_summary(StreamName=self.stream)[
             "StreamDescriptionSummary"]["StreamARN"]
@@ -89,6 +91,20 @@ class Stack:
             KinesisStreamSourceConfiguration={"KinesisStreamARN": self.stream_arn, "RoleARN": role},
             ExtendedS3DestinationConfiguration=config,
         )
+
+    def recreate_stream(self) -> str:
+        """Delete the Kinesis stream and create it again under its name (as `harness down` then `up` does): the same
+        ARN, sequence numbers from 1 again. Answers the new creation time."""
+        self.kinesis.delete_stream(StreamName=self.stream)
+        self.kinesis.create_stream(StreamName=self.stream, ShardCount=self.shards)
+        summary = self.kinesis.describe_stream_summary(StreamName=self.stream)["StreamDescriptionSummary"]
+        assert summary["StreamARN"] == self.stream_arn
+        return runner_state.stream_identity(self.kinesis, self.stream).created
+
+    def delete(self) -> None:
+        """Free the delivery stream (moto allows 50 per region, and the moto server serves the whole session)."""
+        self.firehose.delete_delivery_stream(DeliveryStreamName=self.delivery)
+        self.kinesis.delete_stream(StreamName=self.stream)
 
     def runner(self, processor: Processor, clock: FakeClock, state_path: Path | None = None) -> fr.FirehoseRunner:
         description = self.firehose.describe_delivery_stream(DeliveryStreamName=self.delivery)
@@ -119,10 +135,15 @@ class Stack:
 
 @pytest.fixture
 def stack(moto_service: Any) -> Iterator[Any]:
+    made: list[Stack] = []
+
     def make(**kwargs: Any) -> Stack:
-        return Stack(moto_service.endpoint_url, **kwargs)
+        made.append(Stack(moto_service.endpoint_url, **kwargs))
+        return made[-1]
 
     yield make
+    for s in made:
+        s.delete()
 
 
 def drain(runner: fr.FirehoseRunner, clock: FakeClock, step: float = 10.0, limit: int = 200) -> None:
@@ -454,3 +475,106 @@ def test_a_damaged_checkpoint_file_is_reported_and_the_stream_read_from_its_star
     drain(runner, clock)
     assert s.delivered_lines() == [b"A"]
     assert json.loads(state.read_text())["records_delivered"] == 1
+
+
+# ---- runner state belongs to one incarnation of the source stream ------------------------------------------------
+@pytest.mark.parametrize("sent", ["before the new runner starts", "after its first poll"])
+def test_a_checkpoint_of_a_deleted_stream_is_not_used_for_the_stream_re_created_under_its_name(
+    stack: Any, tmp_path: Path, sent: str,
+) -> None:
+    s = stack(processor={"BufferIntervalInSeconds": "0"}, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0})
+    state = tmp_path / "delivery.json"
+    clock, processor = FakeClock(), Processor()
+    first = s.runner(processor, clock, state_path=state)
+    s.put([f"old-{i}".encode() for i in range(50)])
+    drain(first, clock)
+    assert json.loads(state.read_text())["checkpoints"] == {"shardId-000000000000": "50"}
+
+    created = s.recreate_stream()  # `harness down` then `harness up`: the same ARN, sequence numbers from 1 again
+    new = [f"new-{i}".encode() for i in range(60)]  # more than the old checkpoint: its sequence number exists again
+    if sent == "before the new runner starts":
+        s.put(new)
+    second = s.runner(processor, clock, state_path=state)
+    second.poll_once()
+    if sent == "after its first poll":
+        s.put(new)
+    drain(second, clock)
+
+    assert sorted(line for line in s.delivered_lines() if line.startswith(b"NEW-")) == sorted(p.upper() for p in new)
+    (discarded,) = second.stats()["state_discarded"]
+    assert f"checkpoint of {s.stream_arn} created " in discarded and f"re-created (now created {created})" in discarded
+    assert (second.events_read, second.records_delivered, second.objects_written) == (60, 60, 1)  # counters restart
+    saved = json.loads(state.read_text())
+    assert (saved["source_stream_created"], saved["records_delivered"]) == (created, 60)
+
+
+def test_a_checkpoint_beyond_its_shard_s_latest_record_or_for_a_missing_shard_is_reported_and_read_again(
+    stack: Any, tmp_path: Path,
+) -> None:
+    s = stack(shards=2, processor={"BufferIntervalInSeconds": "0"},
+              BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0})
+    state = tmp_path / "delivery.json"
+    clock, processor = FakeClock(), Processor()
+    first = s.runner(processor, clock, state_path=state)
+    payloads = [f"r{i}".encode() for i in range(30)]
+    s.put(payloads)
+    drain(first, clock)
+    shard_of = {base64.b64decode(r["data"]): r["kinesisRecordMetadata"]["shardId"]
+                for e in processor.events for r in e["records"]}
+    assert set(shard_of.values()) == {"shardId-000000000000", "shardId-000000000001"}
+    saved = json.loads(state.read_text())
+    # Damage the checkpoints of the same incarnation: one far beyond its shard's end, one for a shard never created.
+    good = saved["checkpoints"]["shardId-000000000001"]
+    saved["checkpoints"]["shardId-000000000000"] = "900"
+    saved["checkpoints"]["shardId-000000000007"] = "3"
+    state.write_text(json.dumps(saved))
+
+    second = s.runner(processor, clock, state_path=state)
+    drain(second, clock)
+
+    again = sorted(p.upper() for p in payloads if shard_of[p] == "shardId-000000000000")
+    assert sorted(s.delivered_lines()) == sorted([p.upper() for p in payloads] + again)  # shard 0 twice, none lost
+    assert second.stats()["state_discarded"] == [
+        "checkpoint 900 for shardId-000000000000 ignored: the shard has no record at or after it (beyond its latest "
+        "sequence number); reading from TRIM_HORIZON",
+        "checkpoint 3 for shardId-000000000007 ignored: the stream has no such shard",
+    ]
+    # The same incarnation: counters go on (the first 30 are in S3), the valid checkpoint was kept.
+    assert (second.events_read, second.records_delivered) == (30 + len(again), 30 + len(again))
+    assert second.stats()["checkpoints"]["shardId-000000000001"] == good
+
+
+def test_a_checkpoint_file_without_the_stream_s_creation_time_is_not_trusted(stack: Any, tmp_path: Path) -> None:
+    s = stack(processor={"BufferIntervalInSeconds": "0"}, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0})
+    state = tmp_path / "delivery.json"
+    # The format before the creation time was saved: it may be a deleted stream's, so it could skip records.
+    state.write_text(json.dumps({"source_stream_arn": s.stream_arn, "checkpoints": {"shardId-000000000000": "2"},
+                                 "counters": {"events_read": 9, "records_delivered": 9}}))
+    s.put([b"a", b"b", b"c"])
+    clock = FakeClock()
+    runner = s.runner(Processor(), clock, state_path=state)
+    drain(runner, clock)
+    assert sorted(s.delivered_lines()) == [b"A", b"B", b"C"]
+    assert "older format" in runner.stats()["state_discarded"][0]
+    assert (runner.events_read, runner.records_delivered) == (3, 3)
+
+
+def test_a_stream_re_created_while_the_runner_runs_delivers_what_was_read_then_reads_the_new_one(
+    stack: Any, tmp_path: Path,
+) -> None:
+    s = stack(processor={"BufferIntervalInSeconds": "0"}, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 300})
+    clock, processor = FakeClock(), Processor()
+    runner = s.runner(processor, clock, state_path=tmp_path / "delivery.json")
+    s.put([b"old-1", b"old-2", b"old-3"])
+    runner.poll_once()
+    assert runner.records_buffered == 3 and s.objects() == {}  # waiting for the destination interval
+
+    s.recreate_stream()
+    s.put([b"new-1", b"new-2"])
+    runner.poll_once()  # notices the new incarnation: writes what it holds of the old one before reading on
+    assert sorted(s.delivered_lines()) == [b"OLD-1", b"OLD-2", b"OLD-3"]
+    assert "was re-created" in runner.stats()["state_discarded"][0]
+    drain(runner, clock, step=100)
+
+    assert sorted(s.delivered_lines()) == [b"NEW-1", b"NEW-2", b"OLD-1", b"OLD-2", b"OLD-3"]
+    assert (runner.events_read, runner.records_delivered, runner.records_buffered) == (2, 2, 0)  # counters restart
