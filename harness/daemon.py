@@ -357,6 +357,20 @@ class ControlPlane:
             entry.error = f"{type(exc).__name__}: {exc}"
             print(f"delivery stream {entry.name}: runner stopped: {entry.error}", file=sys.stderr, flush=True)
 
+    def crash_runner(self, name: str) -> dict[str, Any]:
+        """Kill one delivery stream's runner as a process crash would (the soak's `runner_kill`: no flush, what it held
+        in memory is lost) and start a fresh one from its checkpoint file, as Firehose replaces a failed worker."""
+        with self._streams_lock:
+            entry = self.delivery_streams.get(name)
+            if entry is None:
+                raise ApiError(404, "ResourceNotFoundException", f"no runner for delivery stream {name}")
+            held = entry.runner.records_buffered
+            entry.runner.crash()
+            entry.stop.set()
+            entry.thread.join(timeout=30)
+        self.sync_delivery_streams()  # the dead thread is replaced by a runner built from the saved state
+        return {"delivery_stream": name, "records_lost_from_memory": held}
+
     @staticmethod
     def _stop_runner(entry: DeliveryStreamRunner) -> None:
         entry.stop.set()
@@ -536,6 +550,9 @@ def _api_handler(plane: ControlPlane) -> type[BaseHTTPRequestHandler]:
                     request = json.loads(body or b"{}")
                     entry = plane.ensure_function_url(request["function_name"])
                     self.send_json(200, {"function_name": entry.function_name, "url": entry.url})
+                elif path == "/_harness/runner-crash" and self.command == "POST":
+                    request = json.loads(body or b"{}")
+                    self.send_json(200, plane.crash_runner(str(request["delivery_stream"])))
                 elif (match := INVOKE_PATH.match(path)) and self.command == "POST":
                     self.invoke(match.group("name"), query, body)
                 else:
@@ -789,6 +806,10 @@ class DaemonClient:
 
     def refresh(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/_harness/refresh", {})
+        return result
+
+    def crash_runner(self, delivery_stream: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/_harness/runner-crash", {"delivery_stream": delivery_stream})
         return result
 
     def register_function_url(self, function_name: str) -> str:

@@ -404,6 +404,10 @@ class Counters:
     bytes_delivered: int = 0
 
 
+class RunnerCrashed(Exception):
+    """The runner was crashed on purpose (`crash()`): nothing after that moment reaches S3 or the state file."""
+
+
 class FirehoseRunner:
     """One delivery stream, driven by `poll_once()` (tests, injected clock) or `run(stop_event)` (the daemon)."""
 
@@ -445,6 +449,7 @@ class FirehoseRunner:
         self._identity: runner_state.StreamIdentity | None = None
         self._successor: runner_state.StreamIdentity | None = None  # the source was re-created: drain, then read it
         self.state_discarded: list[str] = []
+        self._crashed = False
 
     # ---- public surface ----------------------------------------------------------------------------------------
     @property
@@ -498,8 +503,18 @@ class FirehoseRunner:
             self._save_state()
             return read
 
+    def crash(self) -> None:
+        """Die now, as a killed process would (the soak's `runner_kill`): no flush, no further S3 write, invocation or
+        checkpoint save, even from a poll already under way; what was read but not written is gone from memory and is
+        read again from the last saved checkpoint by the runner that replaces this one."""
+        self._crashed = True
+
+    def _alive(self) -> None:
+        if self._crashed:
+            raise RunnerCrashed(f"delivery stream {self.config.stream_name}: runner crashed on purpose")
+
     def run(self, stop_event: threading.Event) -> None:
-        while not stop_event.is_set():
+        while not stop_event.is_set() and not self._crashed:
             try:
                 read = self.poll_once()
             except Exception as exc:  # noqa: BLE001 - a broken poll (moto restarting) must not end delivery for good
@@ -507,6 +522,8 @@ class FirehoseRunner:
                 read = 0
             if not read:
                 stop_event.wait(self.poll_interval_s)
+        if self._crashed:
+            return
         try:
             # Deliver what is buffered; whatever cannot be delivered now stays after the checkpoint and is re-read.
             self.poll_once(flush=True)
@@ -650,6 +667,7 @@ class FirehoseRunner:
 
     def _process(self, batch: list[SourceRecord]) -> bool:
         assert self.config.lambda_arn is not None
+        self._alive()
         event = {
             "invocationId": str(uuid.uuid4()),
             "deliveryStreamArn": self.config.stream_arn,
@@ -732,6 +750,7 @@ class FirehoseRunner:
             key += ".gz"
             body = gzip.compress(body, mtime=0)
         # Firehose retries S3 writes until they succeed; an exception here leaves the buffer intact for the next poll.
+        self._alive()
         self.s3.put_object(Bucket=self.config.bucket, Key=key, Body=body)
         # Counted when written, not when buffered: the counters say what is in S3.
         if error:
@@ -759,7 +778,7 @@ class FirehoseRunner:
 
     # ---- persistence ---------------------------------------------------------------------------------------------
     def _save_state(self) -> None:
-        if self.state_path is None or self._identity is None:
+        if self.state_path is None or self._identity is None or self._crashed:
             return
         runner_state.write_state(self.state_path, runner_state.state_document(
             self._identity, self.stats(), vars(self.counters)))

@@ -8,8 +8,10 @@ run (stack not ready, bad option), with a message saying what to do.
 from __future__ import annotations
 
 import json
+import random
 import signal
 from types import FrameType
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +22,8 @@ from rich.text import Text
 
 from harness import soak as soaking
 from harness import state as st
+
+FAULT_HELP = f"Only this fault kind (repeatable): {', '.join(soaking.FAULT_KINDS)}. Implies --faults."
 
 
 def _progress_line(p: soaking.SoakProgress, total: int) -> Text:
@@ -38,7 +42,8 @@ def print_report(report: soaking.SoakReport, console: Console) -> None:
     table.add_column("")
     table.add_column("sessions", justify="right")
     for label, value in (("sent (accepted by Kinesis)", r["sent"]), ("delivered exactly once", r["delivered"]),
-                         ("in the error output exactly once", r["failed"]), ("missing (lost)", r["missing"]),
+                         ("  of which redriven from the error output", r.get("redriven", 0)),
+                         ("in the error output (not delivered)", r["failed"]), ("missing (lost)", r["missing"]),
                          ("duplicated", r["duplicated"]), ("delivered without recommendations",
                                                            r["without_recommendations"]),
                          ("unreadable records", r["unreadable"]), ("refused by Kinesis", report.refused_by_kinesis),
@@ -55,6 +60,14 @@ def print_report(report: soaking.SoakReport, console: Console) -> None:
                            fault["kind"], f"{fault['duration_s']:.1f}",
                            "[green]yes[/green]" if fault["injected"] else "[red]no[/red]", escape(fault["detail"]))
         console.print(faults)
+    if report.redrive is not None:
+        rd = report.redrive
+        console.print(f"redrive: {rd.get('chosen', 0):,} record(s) chosen from {rd.get('error_objects', 0):,} error "
+                      f"object(s), {rd.get('sent', 0):,} sent back into the stream, {rd.get('already_delivered', 0):,}"
+                      f" already delivered, {rd.get('poison', 0):,} poison")
+    if report.at_least_once_duplicates:
+        console.print(f"[yellow]{report.at_least_once_duplicates:,} session(s) delivered twice after a kill: "
+                      "Firehose's at-least-once contract allows it (written, not yet checkpointed)[/yellow]")
     console.print(f"produced for {report.production_s:.1f} s at {report.achieved_rate:g}/s (asked {report.rate:g}/s); "
                   f"drained in {report.drain_s:.1f} s; objects: {report.objects['delivered']} delivered, "
                   f"{report.objects['error']} error output")
@@ -75,8 +88,12 @@ def register(app: typer.Typer) -> None:
     def soak(
         minutes: float = typer.Option(5.0, help="How long to produce, in minutes (0.5 = 30 s)."),
         rate: str = typer.Option("20/s", help="Steady rate in events per second, e.g. 20/s."),
-        faults: bool = typer.Option(False, "--faults", help="Stop/restart PostgreSQL, kill the transformation worker "
-                                                            "mid-batch and pause the runner, at random moments."),
+        faults: bool = typer.Option(False, "--faults", help="Inject faults at random moments (every kind unless "
+                                                            "--fault narrows them), then redrive the error output."),
+        fault: Annotated[list[str] | None, typer.Option("--fault", metavar="KIND", help=FAULT_HELP)] = None,
+        outage_seconds: float = typer.Option(soaking.DEFAULT_OUTAGE_S, "--outage-seconds",
+                                             help="How long db_outage keeps the vector database down (longer than "
+                                                  "the processor's retries, so records fail and are redriven)."),
         seed: int = typer.Option(None, help="Seed for the sessions and the fault moments (default: random)."),
         prepare: bool = typer.Option(False, "--prepare", help="Seed, run the ETL, train and load embeddings first "
                                                               "when the stack lacks them."),
@@ -90,6 +107,11 @@ def register(app: typer.Typer) -> None:
         try:
             minutes_value = soaking.parse_minutes(minutes)
             rate_value = soaking.parse_soak_rate(rate)
+            kinds = soaking.parse_fault_kinds(fault or [])
+            outage_s = soaking.parse_outage_seconds(outage_seconds)
+            faults = faults or bool(fault)
+            if faults:  # a run too short for its faults is refused now, not after preparing the stack
+                soaking.plan_faults(minutes_value * 60, random.Random(0), kinds=kinds, outage_s=outage_s)
         except soaking.SoakError as err:
             console.print(f"[red]error:[/red] {escape(str(err))}")
             raise typer.Exit(2) from None
@@ -103,6 +125,7 @@ def register(app: typer.Typer) -> None:
             with Live(Text("starting"), console=console, refresh_per_second=4, transient=True) as live:
                 report = soaking.run_soak(
                     state_dir, minutes=minutes_value, rate=rate_value, faults=faults, seed=seed, prepare=prepare,
+                    kinds=kinds, outage_s=outage_s,
                     drain_timeout_s=drain_timeout, progress=lambda p: live.update(_progress_line(p, total)),
                     say=lambda text: console.print(escape(text)))
         except (soaking.SoakError, st.StateError) as err:

@@ -139,6 +139,36 @@ def daemon_pid(state_dir: Path) -> int:
     return info.pid
 
 
+def _reap(pid: int) -> None:
+    """Wait for a killed process to be gone. A daemon this process restarted is its child: until reaped it is a zombie,
+    which `pid_alive` (and so `read_daemon_info`) would take for a live control plane."""
+    from harness import services
+
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not services.pid_alive(pid):
+            return
+        time.sleep(0.05)
+    raise SoakError(f"process {pid} did not end within 10 s of SIGKILL")
+
+
+def restart_daemon(state_dir: Path) -> int:
+    """Start the control plane again for the stack's recorded services (as `harness up` does); its pid."""
+    from harness import services
+    from harness import state as st
+    from harness.daemon import start_daemon
+
+    state = st.load_state(state_dir)
+    try:
+        running = services.RunningServices.from_dict(state["services"])
+    except (KeyError, TypeError) as err:
+        raise SoakError(f"the stack records no services to restart the control plane with ({err}): run "
+                        "`python -m harness up`") from None
+    return start_daemon(state_dir, running, region=str(state.get("region") or "us-east-1")).pid
+
+
 class FaultInjector:
     """Runs the plan in its own thread; `restore()` undoes whatever is still broken (also on Ctrl-C)."""
 
@@ -154,6 +184,7 @@ class FaultInjector:
         self._pg_record = vector_db_record(state_dir, int(target.vector_db["port"]))
         self._paused_pid: int | None = None
         self._pg_stopped = False
+        self._killed_daemon = False
         self._thread = threading.Thread(target=self._run, name="soak-faults", daemon=True)
         self.error: str | None = None
         self.active: FaultKind | None = None
@@ -248,7 +279,48 @@ class FaultInjector:
         self._paused_pid = None
         outcome.detail = f"control plane pid {pid} stopped for {fault.duration_s:.1f} s"
 
+    def _db_outage(self, fault: PlannedFault, outcome: FaultOutcome) -> None:
+        # Longer than the processor's retry window: batches that arrive meanwhile fail into the error output, and the
+        # soak's redrive after the drain must bring every one of them back (run.py).
+        stop_postgres(self._pg_record)
+        self._pg_stopped = True
+        outcome.injected = True
+        self.stop.wait(fault.duration_s)
+        pid = start_postgres_same_port(self._pg_record)
+        self._pg_stopped = False
+        outcome.detail = f"vector database down {fault.duration_s:.1f} s, back on port " \
+                         f"{self.target.vector_db['port']} (pid {pid})"
+
+    def _runner_kill(self, fault: PlannedFault, outcome: FaultOutcome) -> None:
+        # The delivery runner alone dies (the control plane lives on) and a fresh one resumes from its checkpoint.
+        from harness.daemon import DaemonClient, read_daemon_info
+
+        info = read_daemon_info(self.state_dir)
+        if info is None:
+            raise SoakError("the local control plane is not running: run `python -m harness up`")
+        result = DaemonClient(info.url).crash_runner(self.target.stream.delivery_stream)
+        outcome.injected = True
+        self.stop.wait(fault.duration_s)
+        outcome.detail = (f"runner of {self.target.stream.delivery_stream} killed holding "
+                          f"{result['records_lost_from_memory']} record(s) in memory, restarted from its checkpoint")
+
+    def _daemon_kill(self, fault: PlannedFault, outcome: FaultOutcome) -> None:
+        # SIGKILL: no flush, no checkpoint save, buffered records gone from memory. The restarted control plane must
+        # read them again from its last checkpoint (at-least-once: records written but not yet checkpointed come twice).
+        pid = daemon_pid(self.state_dir)
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+        self._killed_daemon = True
+        outcome.injected = True
+        self.stop.wait(min(1.0, fault.duration_s))
+        started = restart_daemon(self.state_dir)
+        self._killed_daemon = False
+        outcome.detail = f"control plane pid {pid} killed (SIGKILL), restarted as pid {started}"
+
     def restore(self) -> None:
+        if self._killed_daemon:
+            restart_daemon(self.state_dir)
+            self._killed_daemon = False
         if self._paused_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._paused_pid, signal.SIGCONT)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from harness import stream as streaming
 
-FaultKind = Literal["postgres_restart", "worker_kill", "runner_pause"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("postgres_restart", "worker_kill", "runner_pause")
+FaultKind = Literal["postgres_restart", "worker_kill", "runner_pause", "runner_kill", "daemon_kill", "db_outage"]
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "postgres_restart", "worker_kill", "runner_pause", "runner_kill", "daemon_kill", "db_outage")
 ObjectKind = Literal["delivered", "error"]
 
 REPORT_FILE = "soak-report.json"
@@ -20,6 +22,16 @@ MAX_RATE = 2_000.0
 # breaks, and the last fault has ended before production stops.
 QUIET_EDGE_S = 5.0
 FAULT_DURATION_S = (3.0, 8.0)
+# A kill is instantaneous; its slot is the time to see the killed part recover.
+KILL_DURATION_S = (2.0, 3.0)
+# Longer than the processor's retry window (NumberOfRetries 3 with 1, 2 and 4 s between attempts: about 7 s plus the
+# invocations), so a batch that arrives during the outage fails into the error output and the redrive must bring it
+# back. docs/reliability.md measures a 60 s outage (`--outage-seconds 60`).
+DEFAULT_OUTAGE_S = 15.0
+MAX_OUTAGE_S = 600.0
+# Faults may fill at most this share of the run between the quiet edges: the rest is time to recover between them.
+FAULT_SHARE = 0.85
+MIN_SCALED_FAULT_S = 2.0
 WORKER_BUSY_POLL_S = 0.01
 DEFAULT_DRAIN_TIMEOUT_S = 240.0
 COLLECT_INTERVAL_S = 3.0
@@ -66,24 +78,65 @@ class PlannedFault:
     window_end_s: float  # the fault must be over by then (the next one's slot begins)
 
 
-def plan_faults(duration_s: float, rng: random.Random) -> list[PlannedFault]:
-    """Every kind at least once (once per started minute each, in random order), at random moments, one at a time:
-    the run between the quiet edges is cut into one slot per fault and each fault starts at a random point of its slot
-    early enough to end inside it."""
+def parse_fault_kinds(names: Sequence[str]) -> tuple[FaultKind, ...]:
+    """`--fault` values (none: every kind) -> the kinds, in FAULT_KINDS order; an unknown name says which exist."""
+    unknown = sorted(set(names) - set(FAULT_KINDS))
+    if unknown:
+        raise SoakError(f"unknown fault kind {', '.join(unknown)}: choose from {', '.join(FAULT_KINDS)}")
+    return tuple(k for k in FAULT_KINDS if k in names) if names else FAULT_KINDS
+
+
+def parse_outage_seconds(value: float) -> float:
+    if not math.isfinite(value) or not 1 <= value <= MAX_OUTAGE_S:
+        raise SoakError(f"--outage-seconds must be from 1 to {MAX_OUTAGE_S:g}, got {value:g}")
+    return float(value)
+
+
+def _length(kind: FaultKind, rng: random.Random, outage_s: float) -> float:
+    if kind == "db_outage":
+        return outage_s
+    return rng.uniform(*(KILL_DURATION_S if kind in ("runner_kill", "daemon_kill") else FAULT_DURATION_S))
+
+
+def plan_faults(duration_s: float, rng: random.Random, *, kinds: Sequence[FaultKind] = FAULT_KINDS,
+                outage_s: float = DEFAULT_OUTAGE_S) -> list[PlannedFault]:
+    """Every kind at least once (once per started minute each, in random order; the long `db_outage` once per run), at
+    random moments, one at a time. The run between the quiet edges is cut into one slot per fault, sized by the
+    fault's length, and each fault starts at a random point of its slot early enough to end inside it. Short faults
+    are shortened (to 2 s at least) when they would not fit; a run too short for its faults is refused."""
     window = duration_s - 2 * QUIET_EDGE_S
-    if window <= 0:
+    if window <= 0 or not kinds:
         return []
     rounds = max(1, math.ceil(duration_s / 60.0 - 1e-9))
-    kinds: list[FaultKind] = []
-    for _ in range(rounds):  # shuffled within each round, so every minute sees each kind once
-        kinds += rng.sample(FAULT_KINDS, len(FAULT_KINDS))
-    slot = window / len(kinds)
+    order: list[FaultKind] = []
+    for round_index in range(rounds):  # shuffled within each round, so every minute sees each kind once
+        wanted = [k for k in kinds if k != "db_outage" or round_index == 0]
+        order += rng.sample(wanted, len(wanted))
+    lengths = [_length(kind, rng, outage_s) for kind in order]
+    budget = window * FAULT_SHARE
+    for _ in range(len(order)):  # shrink the short faults above the floor until they fit (or all sit on it)
+        over = sum(lengths) - budget
+        shrinkable = sum(length - MIN_SCALED_FAULT_S for kind, length in zip(order, lengths, strict=True)
+                         if kind != "db_outage" and length > MIN_SCALED_FAULT_S)
+        if over <= 1e-9 or shrinkable <= 1e-9:
+            break
+        keep = max(0.0, 1.0 - over / shrinkable)
+        lengths = [length if kind == "db_outage" or length <= MIN_SCALED_FAULT_S
+                   else MIN_SCALED_FAULT_S + (length - MIN_SCALED_FAULT_S) * keep
+                   for kind, length in zip(order, lengths, strict=True)]
+    if sum(lengths) > budget + 1e-6:
+        needed = sum(lengths) / FAULT_SHARE + 2 * QUIET_EDGE_S
+        raise SoakError(f"the {len(order)} planned fault(s) ({', '.join(sorted(set(order)))}) need at least "
+                        f"{needed:.0f} s of "
+                        f"production, the run has {duration_s:.0f} s: raise --minutes, lower --outage-seconds, or "
+                        "choose fewer kinds with --fault")
+    total = sum(lengths)
     plan = []
-    for index, kind in enumerate(kinds):
-        start, end = QUIET_EDGE_S + index * slot, QUIET_EDGE_S + (index + 1) * slot
-        length = min(rng.uniform(*FAULT_DURATION_S), slot * 0.6)
+    start = QUIET_EDGE_S
+    for kind, length in zip(order, lengths, strict=True):
+        slot = window * length / total
+        end = start + slot
         at = start + rng.uniform(0.0, max(0.0, slot - length) * 0.5)
         plan.append(PlannedFault(round(at, 2), kind, round(length, 2), round(end, 2)))
+        start = end
     return plan
-
-

@@ -58,13 +58,14 @@ def records_in_object(body: bytes, kind: ObjectKind) -> list[FoundRecord]:
 @dataclass(frozen=True)
 class Reconciliation:
     sent: int
-    delivered: int
-    failed: int
+    delivered: int  # delivered exactly once (after a redrive or not)
+    failed: int  # in the error output and never delivered
     missing: tuple[str, ...]
-    duplicated: dict[str, int]
+    duplicated: dict[str, int]  # session -> appearances, for sessions the pipeline doubled
     without_recommendations: tuple[str, ...]
     unreadable: int
     foreign: int
+    redriven: int = 0  # delivered exactly once after failing into the error output (a redrive ran)
 
     @property
     def ok(self) -> bool:
@@ -86,18 +87,20 @@ class Reconciliation:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "delivered": self.delivered, "failed": self.failed,
+        return {"sent": self.sent, "delivered": self.delivered, "failed": self.failed, "redriven": self.redriven,
                 "missing": len(self.missing), "duplicated": len(self.duplicated),
                 "without_recommendations": len(self.without_recommendations), "unreadable": self.unreadable,
                 "foreign": self.foreign, "ok": self.ok, "missing_examples": sorted(self.missing)[:10],
                 "duplicated_examples": dict(sorted(self.duplicated.items())[:10]), "problems": self.problems()}
 
 
-def reconcile(sent_ids: Iterable[str], found: Iterable[FoundRecord]) -> Reconciliation:
-    """Every sent session must be in exactly one delivered or exactly one error-output record."""
+def reconcile(sent_ids: Iterable[str], found: Iterable[FoundRecord], *, redrive_ran: bool = False) -> Reconciliation:
+    """Every sent session must be in exactly one delivered or exactly one error-output record. After a redrive, a
+    session may also be in the error output once or more (it failed, was sent again, perhaps failed again) as long as
+    it is delivered at most once: delivered once it counts as redriven, never delivered as failed."""
     sent = set(sent_ids)
-    appearances: Counter[str] = Counter()
-    kinds: dict[str, ObjectKind] = {}
+    delivered: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
     bare: set[str] = set()
     unreadable = foreign = 0
     for record in found:
@@ -106,20 +109,28 @@ def reconcile(sent_ids: Iterable[str], found: Iterable[FoundRecord]) -> Reconcil
         elif record.session_id not in sent:
             foreign += 1
         else:
-            appearances[record.session_id] += 1
-            kinds[record.session_id] = record.kind
+            (delivered if record.kind == "delivered" else failed)[record.session_id] += 1
             if not record.has_recommendations:
                 bare.add(record.session_id)
-    once = [sid for sid, n in appearances.items() if n == 1]
+    duplicated: dict[str, int] = {}
+    once = redriven = only_failed = 0
+    for sid in delivered.keys() | failed.keys():
+        d, e = delivered[sid], failed[sid]
+        if d > 1 or (not redrive_ran and d + e > 1):
+            duplicated[sid] = d + e
+        elif d == 1:
+            once += 1
+            redriven += e > 0
+        else:
+            only_failed += 1
     return Reconciliation(
         sent=len(sent),
-        delivered=sum(1 for sid in once if kinds[sid] == "delivered"),
-        failed=sum(1 for sid in once if kinds[sid] == "error"),
-        missing=tuple(sorted(sent - appearances.keys())),
-        duplicated={sid: n for sid, n in appearances.items() if n > 1},
+        delivered=once,
+        failed=only_failed,
+        missing=tuple(sorted(sent - delivered.keys() - failed.keys())),
+        duplicated=duplicated,
         without_recommendations=tuple(sorted(bare)),
         unreadable=unreadable,
         foreign=foreign,
+        redriven=redriven,
     )
-
-
