@@ -79,15 +79,13 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     ]
     for name, value in rows:
         summary.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
-    tables = [summary]
-    if report["poison_records"]:
-        poison = Table(title="poison records (fix or delete them by hand)")
-        for column in ("object", "line", "error code", "reason"):
-            poison.add_column(column)
-        for record in report["poison_records"]:
-            poison.add_row(record["key"], str(record["line"]), str(record["error_code"]), str(record["reason"]))
-        tables.append(poison)
-    return tables
+    return [summary]
+
+
+def poison_lines(report: dict[str, Any]) -> list[str]:
+    """One plain line per poison record: keys are long and must stay whole to be copied (a table would wrap them)."""
+    return [f"  {record['key']} line {record['line']}: {record['error_code']}: {record['reason']}"
+            for record in report["poison_records"]]
 
 
 def register(app: typer.Typer) -> None:
@@ -120,5 +118,10 @@ def register(app: typer.Typer) -> None:
             return
         for table in report_tables(report):
             console.print(table)
+        if report["poison_records"]:
+            console.print(f"poison records (never redriven; fix or delete them by hand), first "
+                          f"{len(report['poison_records'])}:")
+            for line in poison_lines(report):
+                print(line)
         if report["deferred"]:
             console.print(f"{report['deferred']:,} more records are waiting: run `python -m harness redrive` again")

@@ -451,3 +451,27 @@ def test_the_handler_reads_its_environment_and_refuses_a_bad_event_in_one_line(
     assert redrive.handler({}, None)["sent"] == 1
     with pytest.raises(rd.OptionsError, match="unknown option"):
         redrive.handler({"dryrun": True}, None)
+
+
+def test_harness_redrive_without_a_stack_says_to_bring_it_up_in_one_line(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "harness", "redrive", "--dry-run"], cwd=root, capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "RECSYS_LOCAL_DIR": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "200"})
+    assert result.returncode == 1
+    assert result.stdout.strip() == ("error: the stack has no redrive_function_name output: run `python -m harness "
+                                     "up` to deploy it")
+    assert "Traceback" not in result.stderr
+
+
+def test_the_cli_prints_poison_keys_whole_one_per_line() -> None:
+    from harness.commands.redrive import poison_lines
+
+    key = "errors/processing-failed/2026/11/28/12/" + "x" * 150
+    report = {"poison_records": [{"key": key, "line": 4, "error_code": "Lambda.FunctionError", "reason": "r"}]}
+    assert poison_lines(report) == [f"  {key} line 4: Lambda.FunctionError: r"]
