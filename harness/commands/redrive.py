@@ -4,7 +4,6 @@ Lambda API as `aws lambda invoke` would on AWS, so the same code decides locally
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -12,49 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import state as st
-
-# The function's own timeout is 300 s; the client waits a little longer so the function's answer, not ours, ends it.
-INVOKE_TIMEOUT_S = 330
-
-
-class RedriveCommandError(RuntimeError):
-    """The stack cannot run a redrive, or the function refused: one message, no traceback."""
-
-
-def invoke_redrive(state_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
-    """The deployed redrive function's report for `payload`, or `RedriveCommandError` with its error message."""
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from harness.commands.stack import DEFAULT_REGION, output_value
-    from harness.daemon import read_daemon_info
-
-    state = st.load_state(state_dir)
-    name = output_value(state.get("outputs") or {}, "redrive_function_name")
-    if not name:
-        raise RedriveCommandError("the stack has no redrive_function_name output: run `python -m harness up` to "
-                                  "deploy it")
-    info = read_daemon_info(state_dir)
-    if info is None:
-        raise RedriveCommandError("the local control plane is not running: run `python -m harness up`")
-    client = boto3.client("lambda", endpoint_url=info.url, region_name=str(state.get("region") or DEFAULT_REGION),
-                          aws_access_key_id="testing", aws_secret_access_key="testing",
-                          config=Config(read_timeout=INVOKE_TIMEOUT_S, retries={"max_attempts": 1}))
-    try:
-        response = client.invoke(FunctionName=str(name), Payload=json.dumps(payload).encode("utf-8"))
-    except (BotoCoreError, ClientError) as err:
-        raise RedriveCommandError(f"the local Lambda API at {info.url} did not run the redrive ({err}); see "
-                                  "`python -m harness status`") from None
-    body = response["Payload"].read().decode("utf-8", errors="replace")
-    if response.get("FunctionError"):
-        try:
-            error = json.loads(body)
-        except ValueError:
-            error = {"errorMessage": body}
-        raise RedriveCommandError(f"the redrive function failed: {error.get('errorMessage') or body[:500]}")
-    report: dict[str, Any] = json.loads(body)
-    return report
+from harness.redrive import RedriveError, invoke_redrive
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
@@ -110,7 +67,7 @@ def register(app: typer.Typer) -> None:
             payload["max_records"] = max_records
         try:
             report = invoke_redrive(st.local_dir(), payload)
-        except (RedriveCommandError, st.StateError) as err:
+        except (RedriveError, st.StateError) as err:
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(1) from None
         if as_json:

@@ -281,11 +281,11 @@ def _settle(target: SoakTarget, tick: Callable[[str], None]) -> None:
 
 def run_redrive(state_dir: Path, since: datetime) -> dict[str, Any]:
     """The stack's redrive function over the error output written since the soak started; its report."""
-    from harness.commands.redrive import RedriveCommandError, invoke_redrive
+    from harness.redrive import RedriveError, invoke_redrive
 
     try:
         return invoke_redrive(state_dir, {"since": since.isoformat()})
-    except RedriveCommandError as err:
+    except RedriveError as err:
         raise SoakError(str(err)) from None
 
 
