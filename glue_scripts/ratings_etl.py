@@ -32,9 +32,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DecimalType, IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    DataType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    NumericType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 LOG = logging.getLogger("ratings_etl")
 
@@ -75,14 +85,45 @@ SOURCE_TABLES: dict[str, tuple[str, ...]] = {
 MIN_RATING, MAX_RATING = 1, 5
 PASSWORD_ENV = "RATINGS_ETL_JDBC_PASSWORD"  # local mode: the source password without putting it on the command line
 
+# A rating is an integer of any size first (so 3e9 is out of range, not "not an integer"), then checked for 1-5.
+WHOLE_NUMBER = DecimalType(38, 0)
+# How a number written as text is read before it is checked against its column's type.
+TEXT_NUMBER = DecimalType(38, 18)
+
 # Why a rating was not written. Each dropped rating is counted once, under the first reason that applies, in this order.
-DropReason = Literal["null_key", "null_rating", "rating_out_of_range", "missing_customer", "missing_product"]
-DROP_REASONS: tuple[DropReason, ...] = (
+DropReason = Literal[
     "null_key",
+    "key_not_integer",
     "null_rating",
+    "rating_not_integer",
     "rating_out_of_range",
     "missing_customer",
     "missing_product",
+    "invalid_customer_value",
+    "invalid_product_value",
+]
+DROP_REASONS: tuple[DropReason, ...] = (
+    "null_key",
+    "key_not_integer",
+    "null_rating",
+    "rating_not_integer",
+    "rating_out_of_range",
+    "missing_customer",
+    "missing_product",
+    "invalid_customer_value",
+    "invalid_product_value",
+)
+# The source values checked against the output's types: (table, column, type). A value that does not fit exactly
+# (4.7 as an integer, 1e12 or 12.345 as decimal(10,2), 'abc' anywhere) is never cast into a wrong one: the ratings that
+# need it are dropped, and `EtlCounts.invalid_values["table.column"]` counts the source rows that carried one.
+CHECKED_VALUES: tuple[tuple[str, str, DataType], ...] = (
+    ("customers", "customerNumber", IntegerType()),
+    ("customers", "creditLimit", MONEY),
+    ("products", "quantityInStock", IntegerType()),
+    ("products", "buyPrice", MONEY),
+    ("products", "MSRP", MONEY),
+    ("ratings", "customerNumber", IntegerType()),
+    ("ratings", "productRating", WHOLE_NUMBER),
 )
 
 Stage = Literal["read", "transform", "write", "publish", "catalog", "done"]
@@ -113,6 +154,8 @@ class EtlCounts:
     ratings_read: int
     rows_written: int
     dropped: dict[str, int] = field(default_factory=dict)
+    # Source rows per "table.column" whose value does not fit the output's type (see CHECKED_VALUES).
+    invalid_values: dict[str, int] = field(default_factory=dict)
 
     @property
     def dropped_total(self) -> int:
@@ -136,12 +179,61 @@ def _require_columns(table: str, frame: DataFrame, needed: Sequence[str]) -> Non
         )
 
 
-def _count_and_require_unique(table: str, frame: DataFrame, key: str) -> int:
-    """Rows in `frame` (the count the job reports as read), after checking that no non-NULL `key` repeats; one pass."""
-    per_key = frame.groupBy(key).count()
+def exact_cast(frame: DataFrame, table: str, column: str, target: DataType) -> tuple[Column, Column]:
+    """`column` as `target`, and whether that is exactly the source value (a NULL fits and stays NULL).
+
+    Never a coercion: Spark's cast turns 4.7 into 4, '3.99' into 3 and 1e12 into a NULL decimal(10,2), and rounds 12.345
+    to 12.35. Here the cast value is compared with the source value, so anything the cast changed (or could not hold)
+    does not fit: the value comes back NULL and the flag false, and the caller drops what needs it. `try_cast` gives
+    NULL instead of an error where Spark's ANSI mode is on. Text is read as a number first (surrounding spaces allowed).
+    """
+    source = frame.schema[column].dataType
+    name = f"`{column}`"
+    if source == target:
+        return F.col(column), F.lit(True)
+    if isinstance(source, StringType):
+        number = f"try_cast(trim({name}) AS {TEXT_NUMBER.simpleString()})"
+    elif isinstance(source, NumericType):  # not BooleanType: Spark's booleans are no NumericType
+        number = name
+    else:
+        raise EtlInputError(
+            f"source column {table}.{column} is {source.simpleString()}; the job needs a number that fits "
+            f"{target.simpleString()}: point the job at a classicmodels database"
+        )
+    value = f"try_cast({number} AS {target.simpleString()})"
+    if isinstance(source, FloatType | DoubleType):
+        # Compared in the source's own type: the FLOAT 0.1 is the decimal 0.10, though widened to a double it is not.
+        # NaN and infinities have no integer or decimal value: try_cast gives NULL for them.
+        same = f"{value} IS NOT NULL AND CAST({value} AS {source.simpleString()}) = {name}"
+    else:
+        same = f"{value} IS NOT NULL AND {value} = {number}"  # decimals and integers compare exactly
+    fits = f"({name} IS NULL OR ({same}))"  # never NULL: `same` is false, not NULL, when the value is NULL
+    return F.expr(f"CASE WHEN {fits} THEN {value} END"), F.expr(fits)
+
+
+def _checked(frame: DataFrame, table: str) -> tuple[dict[str, Column], dict[str, Column]]:
+    """Per checked column of `table`: the value as the output's type (NULL when it does not fit) and an `_invalid_*`
+    flag, true for a non-NULL source value that does not fit."""
+    values, invalid = {}, {}
+    for checked_table, column, target in CHECKED_VALUES:
+        if checked_table == table:
+            value, fits = exact_cast(frame, table, column, target)
+            values[column] = value
+            invalid[column] = (~fits).alias(f"_invalid_{column}")
+    return values, invalid
+
+
+def _count_and_require_unique(table: str, frame: DataFrame, key: str) -> tuple[int, dict[str, int]]:
+    """Rows in `frame` (the count the job reports as read) and its `_invalid_*` flags' counts, after checking that no
+    non-NULL `key` repeats; one pass."""
+    flags = [c for c in frame.columns if c.startswith("_invalid_")]
+    per_key = frame.groupBy(key).agg(
+        F.count(F.lit(1)).alias("count"), *(F.sum(F.col(f).cast("int")).alias(f) for f in flags)
+    )
     totals = per_key.agg(
         F.sum("count").alias("rows"),
         F.max(F.when(F.col(key).isNotNull(), F.col("count"))).alias("most"),
+        *(F.sum(f).alias(f) for f in flags),
     ).collect()[0]
     if totals["most"] is not None and totals["most"] > 1:
         # A duplicated customer or product would silently multiply every rating that joins to it.
@@ -150,18 +242,21 @@ def _count_and_require_unique(table: str, frame: DataFrame, key: str) -> int:
             f"source table {table!r} has more than one row for {key} {', '.join(map(str, duplicates))}; "
             f"{key} must be unique (it is the table's primary key in classicmodels): remove the duplicates and re-run"
         )
-    return int(totals["rows"] or 0)
+    return int(totals["rows"] or 0), {f"{table}.{f[len('_invalid_'):]}": int(totals[f] or 0) for f in flags}
 
 
 def _drop_reason() -> Any:
     """The column expression naming why a rating (already joined to key flags) is dropped; NULL when it is kept."""
-    key_missing = F.col("customerNumber").isNull() | F.col("productCode").isNull()
     return (
-        F.when(key_missing, F.lit("null_key"))
-        .when(F.col("productRating").isNull(), F.lit("null_rating"))
+        F.when(F.col("_null_key"), F.lit("null_key"))
+        .when(F.col("_invalid_customerNumber"), F.lit("key_not_integer"))
+        .when(F.col("_null_rating"), F.lit("null_rating"))
+        .when(F.col("_invalid_productRating"), F.lit("rating_not_integer"))
         .when(~F.col("productRating").between(MIN_RATING, MAX_RATING), F.lit("rating_out_of_range"))
         .when(F.col("_customer_found").isNull(), F.lit("missing_customer"))
         .when(F.col("_product_found").isNull(), F.lit("missing_product"))
+        .when(~F.col("_customer_valid"), F.lit("invalid_customer_value"))
+        .when(~F.col("_product_valid"), F.lit("invalid_product_value"))
     )
 
 
@@ -169,47 +264,71 @@ def build_training_set(customers: DataFrame, products: DataFrame, ratings: DataF
     """One row per valid rating with its customer's and product's features (`OUTPUT_SCHEMA`), and the counts.
 
     Inner-join semantics, as the lab: a rating whose customer or product does not exist is not written. Unlike the lab,
-    every rating that is not written is counted by reason (`DROP_REASONS`), and a rating outside 1-5 or with a NULL key
-    never reaches the output.
+    every rating that is not written is counted by reason (`DROP_REASONS`), a rating outside 1-5 or with a NULL key
+    never reaches the output, and no value is coerced into the output's types (`CHECKED_VALUES`): a rating of 4.7, or
+    a customer whose creditLimit does not fit decimal(10,2), is dropped and counted, not written as 4 or NULL.
     """
     for table, frame in (("customers", customers), ("products", products), ("ratings", ratings)):
         _require_columns(table, frame, SOURCE_TABLES[table])
 
+    values, invalid = _checked(customers, "customers")
     customer = customers.select(
-        F.col("customerNumber").cast(IntegerType()).alias("customerNumber"),
+        values["customerNumber"].alias("customerNumber"),
         *(F.col(c).cast(StringType()).alias(c) for c in ("city", "state", "postalCode", "country")),
-        F.col("creditLimit").cast(MONEY).alias("creditLimit"),
+        values["creditLimit"].alias("creditLimit"),
+        *invalid.values(),
     )
+    values, invalid = _checked(products, "products")
     product = products.select(
         F.col("productCode").cast(StringType()).alias("productCode"),
         F.col("productLine").cast(StringType()).alias("productLine"),
         F.col("productScale").cast(StringType()).alias("productScale"),
-        F.col("quantityInStock").cast(IntegerType()).alias("quantityInStock"),
-        F.col("buyPrice").cast(MONEY).alias("buyPrice"),
-        F.col("MSRP").cast(MONEY).alias("MSRP"),
+        *(values[c].alias(c) for c in ("quantityInStock", "buyPrice", "MSRP")),
+        *invalid.values(),
     )
-    customers_read = _count_and_require_unique("customers", customer, "customerNumber")
-    products_read = _count_and_require_unique("products", product, "productCode")
-    # A customer or product without a key cannot be rated; it is read (and counted) but joins nothing.
+    customers_read, invalid_customers = _count_and_require_unique("customers", customer, "customerNumber")
+    products_read, invalid_products = _count_and_require_unique("products", product, "productCode")
+    # A customer or product without a (valid) key cannot be rated; it is read (and counted) but joins nothing.
     customer = customer.filter(F.col("customerNumber").isNotNull())
     product = product.filter(F.col("productCode").isNotNull())
 
+    values, invalid = _checked(ratings, "ratings")
     rating = ratings.select(
-        F.col("customerNumber").cast(IntegerType()).alias("customerNumber"),
+        values["customerNumber"].alias("customerNumber"),
         F.col("productCode").cast(StringType()).alias("productCode"),
-        F.col("productRating").cast(IntegerType()).alias("productRating"),
+        values["productRating"].alias("productRating"),
+        (F.col("customerNumber").isNull() | F.col("productCode").isNull()).alias("_null_key"),
+        F.col("productRating").isNull().alias("_null_rating"),
+        *invalid.values(),
+    )
+    customer_keys = customer.select(
+        "customerNumber",
+        F.lit(True).alias("_customer_found"),
+        (~F.col("_invalid_creditLimit")).alias("_customer_valid"),
+    )
+    product_keys = product.select(
+        "productCode",
+        F.lit(True).alias("_product_found"),
+        (~(F.col("_invalid_quantityInStock") | F.col("_invalid_buyPrice") | F.col("_invalid_MSRP"))).alias(
+            "_product_valid"
+        ),
     )
     classified = (
-        rating.join(customer.select("customerNumber", F.lit(True).alias("_customer_found")), "customerNumber", "left")
-        .join(product.select("productCode", F.lit(True).alias("_product_found")), "productCode", "left")
+        rating.join(customer_keys, "customerNumber", "left")
+        .join(product_keys, "productCode", "left")
         .withColumn("_drop_reason", _drop_reason())
     )
-    by_reason = {r["_drop_reason"]: r["count"] for r in classified.groupBy("_drop_reason").count().collect()}
+    rating_flags = [c for c in rating.columns if c.startswith("_invalid_")]
+    groups = classified.groupBy("_drop_reason").agg(
+        F.count(F.lit(1)).alias("count"), *(F.sum(F.col(f).cast("int")).alias(f) for f in rating_flags)
+    ).collect()
+    by_reason = {r["_drop_reason"]: r["count"] for r in groups}
+    invalid_ratings = {f"ratings.{f[len('_invalid_'):]}": sum(int(r[f] or 0) for r in groups) for f in rating_flags}
     kept = by_reason.pop(None, 0)
 
     training = (
         classified.filter(F.col("_drop_reason").isNull())
-        .select("customerNumber", "productCode", "productRating")
+        .select("customerNumber", "productCode", F.col("productRating").cast(IntegerType()).alias("productRating"))
         .join(customer, "customerNumber", "inner")
         .join(product, "productCode", "inner")
         .select(*OUTPUT_COLUMNS)
@@ -220,6 +339,7 @@ def build_training_set(customers: DataFrame, products: DataFrame, ratings: DataF
         ratings_read=sum(by_reason.values()) + kept,
         rows_written=kept,
         dropped={reason: int(by_reason.get(reason, 0)) for reason in DROP_REASONS},
+        invalid_values={**invalid_customers, **invalid_products, **invalid_ratings},
     )
     return training, counts
 
@@ -420,12 +540,23 @@ def apply_publish(s3: Any, plan: PublishPlan, staged: StagedRun, target: S3Locat
     """Carry out the plan with its guarantees: within a partition, the new files go in before the stale ones go out
     (never empty while replaced); partitions that only lose files go last. Up to `workers` partitions at once; the
     first failure stops what has not started and is raised."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    # Set by the failing worker itself: a worker that frees up picks the next queued partition before this thread
+    # has seen the failure and cancelled the queue, and must not start it.
+    failed = threading.Event()
+
     def replace(partition: PartitionSteps) -> None:
-        for relative in partition.puts:
-            staged.publish(relative, target)
-        delete_keys(s3, target.bucket, [f"{target.prefix}{k}" for k in partition.deletes])
+        if failed.is_set():
+            return
+        try:
+            for relative in partition.puts:
+                staged.publish(relative, target)
+            delete_keys(s3, target.bucket, [f"{target.prefix}{k}" for k in partition.deletes])
+        except BaseException:
+            failed.set()
+            raise
 
     written, removed = partition_steps(plan)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="publish")
