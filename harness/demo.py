@@ -174,6 +174,27 @@ def describe_products(state: st.State, items: list[dict[str, Any]]) -> None:
 # the run
 
 
+def deploy_and_load(deploy: Callable[[], Any], invoke_loader: Callable[[dict[str, Any]], Any], *,
+                    say: Callable[[str], None]) -> bool:
+    """The demo's load stage: a second deploy, whose post-deploy Invocation loads the new embeddings. The demo re-seeded
+    the source with its own --scale/--seed and retrained, so a catalogue that drops live ids is what it asked for: when
+    the loader refuses one (`ReplacementRefused`), the demo loads it with `force` and finishes the deploy. Any other
+    failure is the stage's. Returns whether the load was forced."""
+    from harness.loader import is_refusal
+
+    try:
+        deploy()
+        return False
+    except Exception as err:
+        if not is_refusal(err):
+            raise
+    say("the loader refused to replace the live catalogue (this demo's --scale/--seed made a different one): "
+        "loading it with force=true")
+    invoke_loader({"force": True})
+    deploy()  # the Invocation runs again, finds the files loaded and completes the deploy
+    return True
+
+
 def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int = 42, events: int = DEFAULT_EVENTS,
              console: Console | None = None) -> DemoReport:
     console = console or Console()
@@ -242,14 +263,17 @@ def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int
 
     def load() -> str:
         from harness.commands.stack import bring_up
+        from harness.loader import invoke_loader
 
         with st.locked(state_dir, "up.lock"):
-            bring_up(state_dir, stack)
+            forced = deploy_and_load(lambda: bring_up(state_dir, stack), lambda event: invoke_loader(state_dir, event),
+                                     say=lambda text: console.print(f"[yellow]{escape(text)}[/yellow]"))
+        forced_note = " (catalogue replaced with force)" if forced else ""
         report.embeddings = count_embeddings(st.load_state(state_dir))
         if report.embeddings["items"] == 0 or report.embeddings["users"] == 0:
             raise RuntimeError(f"the loader ran but pgvector holds {report.embeddings}")
         return (f"pgvector holds {report.embeddings['items']:,} item and {report.embeddings['users']:,} user "
-                f"embeddings (dim {report.embeddings['dim']})")
+                f"embeddings (dim {report.embeddings['dim']}){forced_note}")
 
     def stream() -> str:
         produce = stage_function("harness.stream", "produce")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,23 +80,14 @@ def _artifacts_ready(state_dir: Path, target: SoakTarget) -> tuple[str, bool]:
 
 def invoke_loader(state_dir: Path, target: SoakTarget, bucket: str) -> None:
     """The embeddings loader with its documented event (docs/ARCHITECTURE.md), through the daemon's Lambda API."""
-    import boto3
+    from harness.loader import LoaderError
+    from harness.loader import invoke_loader as invoke
 
-    from harness.daemon import read_daemon_info
-
-    state = st.load_state(state_dir)
-    name = _output(state, "embeddings_loader_function_name")
-    info = read_daemon_info(state_dir)
-    if not name or info is None:
-        raise SoakError("the embeddings loader cannot be invoked (no function output or no running control plane): "
-                        "run `python -m harness up`")
-    client = boto3.client("lambda", endpoint_url=info.url, region_name=target.stream.region,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    response = client.invoke(FunctionName=name, Payload=json.dumps({
-        "bucket": bucket, "item_key": "embeddings/item_embeddings.csv", "user_key": "embeddings/user_embeddings.csv"}))
-    payload = response["Payload"].read().decode("utf-8", errors="replace")
-    if response.get("FunctionError"):
-        raise SoakError(f"the embeddings loader failed: {payload[:500]}")
+    try:
+        invoke(state_dir, {"bucket": bucket, "item_key": "embeddings/item_embeddings.csv",
+                           "user_key": "embeddings/user_embeddings.csv"})
+    except LoaderError as err:
+        raise SoakError(str(err)) from None
 
 
 def ensure_ready(state_dir: Path, *, prepare: bool, say: Callable[[str], None]) -> SoakTarget:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rich.console import Console
 
 from harness import demo
@@ -73,3 +75,32 @@ def test_a_missing_stage_module_is_a_skip_not_a_failure() -> None:
 def test_stage_results_are_read_from_mappings_and_dataclasses() -> None:
     assert demo.field_of({"rows": 3}, "rows") == 3
     assert demo.field_of(demo.StageOutcome("done", 1.0, "x"), "detail") == "x"
+
+
+# ---- the load stage after a re-seed --------------------------------------------------------------------------------
+
+def test_a_catalogue_the_demo_made_itself_is_loaded_with_force_after_the_loader_refuses_it() -> None:
+    deploys: list[str] = []
+    events: list[dict[str, Any]] = []
+
+    def deploy() -> None:
+        deploys.append("up")
+        if len(deploys) == 1:  # as the engine reports a failed post-deploy Invocation of the loader
+            raise RuntimeError("the invocation of embeddings-loader failed: ReplacementRefused: item_emb: refusing to "
+                               "replace the live table (111 rows) with s3://.../item_embeddings.csv (40 rows)")
+
+    forced = demo.deploy_and_load(deploy, events.append, say=lambda text: None)
+
+    assert forced and events == [{"force": True}] and deploys == ["up", "up"]
+
+
+def test_any_other_load_failure_is_the_stage_s_and_nothing_is_forced() -> None:
+    events: list[dict[str, Any]] = []
+
+    def deploy() -> None:
+        raise RuntimeError("the invocation of embeddings-loader failed: OperationalError: connection refused")
+
+    with pytest.raises(RuntimeError, match="connection refused"):
+        demo.deploy_and_load(deploy, events.append, say=lambda text: None)
+    assert events == []
+    assert demo.deploy_and_load(lambda: None, events.append, say=lambda text: None) is False and events == []
