@@ -65,6 +65,9 @@ def print_report(report: soaking.SoakReport, console: Console) -> None:
         console.print(f"redrive: {rd.get('chosen', 0):,} record(s) chosen from {rd.get('error_objects', 0):,} error "
                       f"object(s), {rd.get('sent', 0):,} sent back into the stream, {rd.get('already_delivered', 0):,}"
                       f" already delivered, {rd.get('poison', 0):,} poison")
+    if report.stranded_after_redrive:
+        console.print(f"[red]x {report.stranded_after_redrive:,} session(s) are still only in the error output after "
+                      "the redrive[/red]")
     if report.at_least_once_duplicates:
         console.print(f"[yellow]{report.at_least_once_duplicates:,} session(s) delivered twice after a kill: "
                       "Firehose's at-least-once contract allows it (written, not yet checkpointed)[/yellow]")

@@ -22,12 +22,12 @@ server's `service.json`).
 Then it waits until every session it sent shows up in the recommendations bucket or the error output. With faults, it
 then runs the stack's own redrive function (the same code as on AWS) over the error output written since the soak
 began, waits for the redriven sessions, and reconciles by session_id: each one must be delivered exactly once (with
-recommendations; after failing into the error output first, it counts as redriven) or, if never delivered, be in the
-error output. A session found nowhere is lost, one delivered twice a duplicate: either makes the soak fail, except
-that a session delivered exactly twice after a `runner_kill` or `daemon_kill` is Firehose's at-least-once contract
-(written to S3, not yet checkpointed), counted and reported. Objects written before the soak started are not read,
-the redrive's markers are not records, and records of other producers (the demo, earlier soaks) are counted as
-foreign and otherwise ignored.
+recommendations; after failing into the error output first, it counts as redriven). A session found nowhere is lost,
+one delivered twice a duplicate, a (valid) session still only in the error output after the redrive was not brought
+back: each makes the soak fail, except that a session delivered exactly twice after a `runner_kill` or `daemon_kill`
+is Firehose's at-least-once contract (written to S3, not yet checkpointed), counted and reported. Objects written
+before the soak started are not read, the redrive's markers are not records, and records of other producers (the
+demo, earlier soaks) are counted as foreign and otherwise ignored.
 
 Modules: `plan` (options and the seeded fault plan, pure), `reconcile` (reading objects and reconciling by session_id,
 pure), `target` (the stack's parts and `--prepare`), `faults` (injected from outside), `run` (producing, collecting,

@@ -7,6 +7,7 @@ import json
 import math
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -136,6 +137,7 @@ class SoakReport:
     # Sessions delivered twice after a control-plane or runner kill: Firehose's at-least-once contract allows them
     # (records written to S3 but not yet checkpointed are read again); counted, and only then not a failure.
     at_least_once_duplicates: int = 0
+    stranded_after_redrive: int = 0  # sessions still only in the error output after the redrive (a failure)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,8 +169,10 @@ def run_soak(state_dir: Path, *, minutes: float, rate: float, faults: bool, seed
     except streaming.StreamError as err:
         raise SoakError(str(err)) from None
     total = max(1, math.ceil(rate * duration_s))
-    # Fresh session ids per soak (seeded from `seed`): a duplicate can only be the pipeline's doing.
-    sessions = streaming.ev.generate_sessions(catalogue, total, seed=rng.getrandbits(64))
+    # The sessions' content is repeatable from `seed`, their ids are new on every run (uuid4): two soaks with one seed
+    # on one stack must not share ids, or the redrive's dedup would rightly skip a session an earlier run delivered.
+    sessions = ({**session, "session_id": str(uuid.uuid4())}
+                for session in streaming.ev.generate_sessions(catalogue, total, seed=rng.getrandbits(64)))
     kinesis = streaming.aws_client(target.stream, "kinesis")
     since = datetime.now(UTC).replace(microsecond=0)
     collector = Collector(target, since)
@@ -235,6 +239,8 @@ def run_soak(state_dir: Path, *, minutes: float, rate: float, faults: bool, seed
     excused = len(result.duplicated) if killed and _only_double_deliveries(result.duplicated) else 0
     reconciliation_ok = result.ok or (excused and not (result.missing or result.without_recommendations
                                                        or result.unreadable))
+    # Every session the soak sends is valid: after a redrive, one still only in the error output was not brought back.
+    stranded = result.failed if redrive_report is not None else 0
     report = SoakReport(
         started_at=since.isoformat(), minutes=minutes, rate=rate, faults_enabled=faults, seed=seed,
         production_s=round(production_s, 2), achieved_rate=round(len(log.sent_ids) / max(production_s, 1e-9), 2),
@@ -244,9 +250,10 @@ def run_soak(state_dir: Path, *, minutes: float, rate: float, faults: bool, seed
             f"{len(not_injected)} planned fault(s) were not injected" if not_injected else None),
         reconciliation=result.as_dict(), runner=runner_counters(target),
         # A soak asked for faults that could not inject them proves less than it claims: it fails too.
-        ok=bool(reconciliation_ok) and log.refused == 0 and not not_injected and not (injector and injector.error),
+        ok=bool(reconciliation_ok) and not stranded and log.refused == 0 and not not_injected
+        and not (injector and injector.error),
         redrive=redrive_report, fault_kinds=list(kinds) if faults else [], outage_s=outage_s if faults else 0.0,
-        at_least_once_duplicates=excused,
+        at_least_once_duplicates=excused, stranded_after_redrive=stranded,
     )
     write_report(state_dir, report)
     return report
