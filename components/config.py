@@ -195,6 +195,87 @@ _EPHEMERAL_STACK_RE = re.compile(r"^(dev|local|test|ci|tmp)([-_.].*)?$", re.IGNO
 _ERROR_TYPE_EXPRESSION = "!{firehose:error-output-type}"
 
 
+# ---- the transformation's response must fit Lambda's 6 MB ----------------------------------------------------------
+# The same arithmetic as `recsys.firehose.max_response_bytes` (lambda_src/recsys/firehose.py explains each term), with
+# the same constants: the program does not import the Lambda package, so tests/unit/program/test_config.py proves the
+# two give the same numbers.
+LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+MIB = 1024 * 1024
+MIN_SESSION_BYTES = 157  # the smallest session that can come back Ok (firehose.MIN_SESSION)
+MAX_ITEM_ID_CHARS = 15  # a catalogue id (classicmodels productCode is VARCHAR(15))
+MAX_NUMBER_CHARS = 16  # a score or a distance, 9 significant digits
+RECORD_ID_CHARS = 64  # Firehose's recordIds are 56 digits
+MAX_RECORD_BYTES = 1_024_000  # Firehose's largest record, which comes alone when larger than the buffer
+_ENTRY_ENVELOPE_BYTES = len('{"recordId": "", "result": "Ok", "data": ""}, ')  # 46
+_RESPONSE_ENVELOPE_BYTES = len('{"records": []}')  # 15
+
+
+def max_enrichment_bytes(top_k: int) -> int:
+    """What a delivered line adds to its record at most: `,"recommended_items":[...]`, `,"similar_items":{...}`, and
+    a newline; top_k items each, ids and numbers at their longest (607 bytes for topK 5)."""
+    recommended = 2 + top_k * (len('{"id":"","score":}') + MAX_ITEM_ID_CHARS + MAX_NUMBER_CHARS) + (top_k - 1)
+    similar = (len('{"product_code":"","similar_items":[]}') + MAX_ITEM_ID_CHARS
+               + top_k * (len('{"id":"","distance":}') + MAX_ITEM_ID_CHARS + MAX_NUMBER_CHARS) + (top_k - 1))
+    return len(',"recommended_items":') + recommended + len(',"similar_items":') + similar + 1
+
+
+def max_processor_response_bytes(processor_buffer_mb: float, top_k: int) -> int:
+    """The largest response the transformation can return for a batch of `processor_buffer_mb` MB of sessions: n
+    records of the smallest size, each in a 110-byte envelope around base64 (4/3) of itself plus its enrichment."""
+    buffer_bytes = int(processor_buffer_mb * MIB)
+    entry = _ENTRY_ENVELOPE_BYTES + RECORD_ID_CHARS
+    enrichment = max_enrichment_bytes(top_k)
+    records = buffer_bytes // MIN_SESSION_BYTES
+    many_small = _RESPONSE_ENVELOPE_BYTES + records * entry + -(-4 * (buffer_bytes + records * (enrichment + 2)) // 3)
+    one_large = _RESPONSE_ENVELOPE_BYTES + entry + 4 * ((MAX_RECORD_BYTES + enrichment + 2) // 3)
+    return max(many_small, one_large)
+
+
+PROCESSOR_BUFFER_RANGE_MB = (0.2, 3.0)  # what Firehose accepts for a Lambda processor's BufferSizeInMBs
+TOP_K_RANGE = (1, 100)
+
+
+def largest_fitting_buffer_mb(top_k: int) -> float | None:
+    """The largest processorBufferSizeMb, in hundredths, whose response fits with `top_k`; None below 0.2."""
+    low, high = PROCESSOR_BUFFER_RANGE_MB
+    fitting = [c / 100 for c in range(round(low * 100), round(high * 100) + 1)
+               if max_processor_response_bytes(c / 100, top_k) <= LAMBDA_RESPONSE_LIMIT_BYTES]
+    return fitting[-1] if fitting else None
+
+
+def largest_fitting_top_k(processor_buffer_mb: float) -> int | None:
+    fitting = [k for k in range(TOP_K_RANGE[0], TOP_K_RANGE[1] + 1)
+               if max_processor_response_bytes(processor_buffer_mb, k) <= LAMBDA_RESPONSE_LIMIT_BYTES]
+    return fitting[-1] if fitting else None
+
+
+def check_processor_response(processor_buffer_mb: float, top_k: int) -> None:
+    """ConfigError, with the arithmetic, when a batch of this size could make a response Lambda refuses."""
+    bound = max_processor_response_bytes(processor_buffer_mb, top_k)
+    if bound <= LAMBDA_RESPONSE_LIMIT_BYTES:
+        return
+    records = int(processor_buffer_mb * MIB) // MIN_SESSION_BYTES
+    buffer_fix = largest_fitting_buffer_mb(top_k)
+    top_k_fix = largest_fitting_top_k(processor_buffer_mb)
+    options = ([f"processorBufferSizeMb <= {buffer_fix:g}"] if buffer_fix is not None else []) + (
+        [f"topK <= {top_k_fix}"] if top_k_fix is not None else [])
+    fix = " or ".join(options)
+    if buffer_fix is None:
+        fix += f" (no processorBufferSizeMb from {PROCESSOR_BUFFER_RANGE_MB[0]:g} fits topK {top_k})"
+    if top_k_fix is None:
+        fix += f" (no topK fits {processor_buffer_mb:g} MB)"
+    raise ConfigError(
+        f"{NAMESPACE}:processorBufferSizeMb {processor_buffer_mb:g} with {NAMESPACE}:topK {top_k} could produce a "
+        f"processor response of {bound / MIB:.1f} MB ({bound:,} bytes), over Lambda's 6 MB limit "
+        f"({LAMBDA_RESPONSE_LIMIT_BYTES:,} bytes): {processor_buffer_mb:g} MB of sessions of at least "
+        f"{MIN_SESSION_BYTES} bytes each is up to {records:,} records, each answered with itself plus up to "
+        f"{max_enrichment_bytes(top_k):,} bytes of recommendations, base64-encoded (x 4/3), in "
+        f"{_ENTRY_ENVELOPE_BYTES + RECORD_ID_CHARS} bytes of envelope. Use {fix}; docs/streaming.md explains the "
+        f"bound. Change it with: pulumi config set {NAMESPACE}:processorBufferSizeMb <value> "
+        f"or pulumi config set {NAMESPACE}:topK <value>"
+    )
+
+
 def _bad(key: str, value: str, allowed: str) -> ConfigError:
     return ConfigError(
         f"{NAMESPACE}:{key} is {json.dumps(value)}, but it must be {allowed}. "
@@ -403,7 +484,8 @@ def parse_config(raw: Mapping[str, str], stack: str) -> StackConfig:
         buffer_size_mb=read.integer("firehoseBufferSizeMb", defaults.FIREHOSE_BUFFER_SIZE_MB, 1, 128),
         buffer_interval_seconds=read.integer("firehoseBufferIntervalSeconds",
                                              defaults.FIREHOSE_BUFFER_INTERVAL_SECONDS, 0, 900),
-        processor_buffer_size_mb=read.number("processorBufferSizeMb", defaults.PROCESSOR_BUFFER_SIZE_MB, 0.2, 3),
+        processor_buffer_size_mb=read.number("processorBufferSizeMb", defaults.PROCESSOR_BUFFER_SIZE_MB,
+                                             *PROCESSOR_BUFFER_RANGE_MB),
         processor_buffer_interval_seconds=read.integer("processorBufferIntervalSeconds",
                                                        defaults.PROCESSOR_BUFFER_INTERVAL_SECONDS, 0, 900),
         processor_retries=read.integer("processorRetries", defaults.PROCESSOR_RETRIES, 0, 300),
@@ -415,9 +497,10 @@ def parse_config(raw: Mapping[str, str], stack: str) -> StackConfig:
                                      "a Kinesis stream ARN such as arn:aws:kinesis:us-east-1:123456789012:stream/name"),
         kinesis_shard_count=read.integer("kinesisShardCount", defaults.KINESIS_SHARD_COUNT, 1, 64),
         inference_auth=_auth(read.choice("inferenceAuth", defaults.INFERENCE_AUTH, ("AWS_IAM", "NONE"))),
-        top_k=read.integer("topK", defaults.TOP_K, 1, 100),
+        top_k=read.integer("topK", defaults.TOP_K, *TOP_K_RANGE),
         firehose=firehose,
     )
+    check_processor_response(firehose.processor_buffer_size_mb, streaming.top_k)
 
     producer = ProducerConfig(
         schedule=read.text("producerSchedule", None, _SCHEDULE_RATE_RE,

@@ -66,7 +66,9 @@ KINESIS_SHARD_COUNT: Final = 1
 KINESIS_RETENTION_HOURS: Final = 24
 FIREHOSE_BUFFER_SIZE_MB: Final = 5
 FIREHOSE_BUFFER_INTERVAL_SECONDS: Final = 300
-PROCESSOR_BUFFER_SIZE_MB: Final = 1.0
+# Not AWS's 1 MB: with topK 5, 1 MB of the smallest sessions could make a 7.2 MB response, and Lambda refuses more than
+# 6 MB (config.check_processor_response; docs/streaming.md). 0.8 MB is the largest tenth that fits topK 5.
+PROCESSOR_BUFFER_SIZE_MB: Final = 0.8
 PROCESSOR_BUFFER_INTERVAL_SECONDS: Final = 60
 PROCESSOR_RETRIES: Final = 3
 RECOMMENDATIONS_PREFIX: Final = "!{timestamp:yyyy/MM/dd/HH}/"

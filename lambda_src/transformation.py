@@ -3,7 +3,9 @@
 The handler is wiring only: decoding and validation live in `recsys.firehose`, the batch logic in `recsys.recommend`.
 Per container, the serving model is loaded once and one database connection is kept; per batch, the cost is one model
 call and two SQL statements. A record that can never be processed comes back `ProcessingFailed` (reason logged, no
-record content); a failure of the database raises, so Firehose retries the whole batch.
+record content): nothing in a record's content fails its batch. Only infrastructure fails a batch (the database
+unreachable, the model bundle missing): that raises, so Firehose retries the whole batch. The response never exceeds
+Lambda's 6 MB (`recsys.firehose.fit_response`).
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ def transform_batch(
     items_for_users: ItemsForUsers,
     similar_items: SimilarItems,
     k: int,
+    response_limit: int = firehose.LAMBDA_RESPONSE_LIMIT_BYTES,
 ) -> list[TransformedRecord]:
-    """(recordId, base64 data) pairs -> one response entry per recordId, in input order."""
+    """(recordId, base64 data) pairs -> one response entry per recordId, in input order, whose response fits in
+    `response_limit` bytes."""
     sessions: list[SessionEvent] = []
     valid_positions: list[int] = []
     out: list[TransformedRecord | None] = [None] * len(records)
@@ -57,23 +61,46 @@ def transform_batch(
     )
     # Recommendations are shared by the sessions of one user and one product: encode each once. recommend_batch hands
     # the sessions of one user the same tuple object, so the cache keys on its identity (no hashing of the items).
-    encoded_recommended: dict[int, str] = {}
-    encoded_similar: dict[str, str] = {}
+    # A field that cannot be written (a score that is not finite, an id too long for the response bound) is cached as
+    # its InvalidRecord and fails the sessions that share it.
+    recommended_limit, similar_limit = firehose.max_recommended_bytes(k), firehose.max_similar_bytes(k)
+    encoded_recommended: dict[int, str | InvalidRecord] = {}
+    encoded_similar: dict[str, str | InvalidRecord] = {}
     for position, session, result in zip(valid_positions, sessions, results, strict=True):
         record_id, data = records[position]
-        if isinstance(result, Recommendation):
-            recommended = encoded_recommended.get(id(result.recommended))
-            if recommended is None:
-                recommended = encoded_recommended[id(result.recommended)] = firehose.recommended_json(
-                    result.recommended)
-            similar = encoded_similar.get(result.product_code)
-            if similar is None:
-                similar = encoded_similar[result.product_code] = firehose.similar_json(result.product_code,
-                                                                                        result.neighbours)
-            out[position] = firehose.ok_data(record_id, firehose.enriched_line(session, recommended, similar))
-        else:
+        if not isinstance(result, Recommendation):
             out[position] = firehose.failed(record_id, data, str(result))
-    return [entry for entry in out if entry is not None]
+            continue
+        recommended = encoded_recommended.get(id(result.recommended))
+        if recommended is None:
+            recommended = encoded_recommended[id(result.recommended)] = _recommended_field(result, recommended_limit)
+        similar = encoded_similar.get(result.product_code)
+        if similar is None:
+            similar = encoded_similar[result.product_code] = _similar_field(result, similar_limit)
+        try:
+            if isinstance(recommended, InvalidRecord):
+                raise recommended
+            if isinstance(similar, InvalidRecord):
+                raise similar
+            out[position] = firehose.ok_data(record_id, firehose.enriched_line(session, recommended, similar))
+        except InvalidRecord as err:
+            out[position] = firehose.failed(record_id, data, str(err))
+    return firehose.fit_response([entry for entry in out if entry is not None], response_limit)
+
+
+def _recommended_field(result: Recommendation, limit: int) -> str | InvalidRecord:
+    try:
+        return firehose.checked_field("recommended_items", firehose.recommended_json(result.recommended), limit)
+    except InvalidRecord as err:
+        return err
+
+
+def _similar_field(result: Recommendation, limit: int) -> str | InvalidRecord:
+    try:
+        return firehose.checked_field("similar_items", firehose.similar_json(result.product_code, result.neighbours),
+                                      limit)
+    except InvalidRecord as err:
+        return err
 
 
 class _Container:
@@ -141,6 +168,12 @@ def process_event(event: dict[str, Any]) -> dict[str, Any]:
     failures = [entry for entry in transformed if entry.result == "ProcessingFailed"]
     for entry in failures:
         logger.warning("record not processed", extra={"record_id": entry.record_id, "reason": entry.reason})
+    oversized = sum(1 for entry in failures if entry.reason == firehose.OVERSIZED_RESPONSE_REASON)
+    if oversized:
+        logger.error(
+            "response over Lambda's limit: records left for the error output",
+            extra={"records": oversized, "processor_buffer_bound": "lower recsys:processorBufferSizeMb or recsys:topK"},
+        )
     logger.info(
         "batch transformed",
         extra={"invocation_id": firehose_event.invocation_id, "records": len(records), "failed": len(failures)},

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 from safetensors.numpy import load as load_safetensors_bytes
 
+from recsys.safejson import FLOAT32_MAX
+
 BUNDLE_FORMAT = "recsys-serving/1"
 WEIGHTS_FILE = "model.safetensors"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -36,7 +38,13 @@ class BundleError(ValueError):
 
 
 class FeatureError(ValueError):
-    """A record has a value the model cannot use (for example a credit limit that is not a number)."""
+    """A record has a value the model cannot use: a number that is not one, or not finite in float32 once scaled, or
+    features for which the tower's output is not finite. `feature` names the feature (None: the output), so a caller
+    can say what was wrong without repeating the value (the message does quote it)."""
+
+    def __init__(self, message: str, feature: str | None = None) -> None:
+        super().__init__(message)
+        self.feature = feature
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,16 @@ class CategoricalFeature:
     def index_of(self, record: Mapping[str, Any]) -> int | None:
         """The position of the record's category in the one-hot, None for a missing or unseen one (all zeros)."""
         value = _first_present(record, self.keys)
-        return None if value is None else self._index.get(str(value).strip())
+        if value is None:
+            return None
+        if type(value) is str:
+            return self._index.get(value.strip())
+        try:
+            text = str(value)
+        except (ValueError, RecursionError):  # an int over 4,300 digits, a structure nested too deep
+            raise FeatureError(f"{self.name} cannot be read as a category (keys accepted: {', '.join(self.keys)})",
+                               self.name) from None
+        return self._index.get(text.strip())
 
     def encode(self, record: Mapping[str, Any]) -> np.ndarray:
         out = np.zeros(len(self.categories), dtype=np.float32)
@@ -74,6 +91,7 @@ class NumericFeature:
     scale: float
 
     def encode(self, record: Mapping[str, Any]) -> float:
+        """The scaled value, finite in float32 (the tower's input type), or FeatureError."""
         value = _first_present(record, self.keys)
         if value is None or value == "":
             return 0.0
@@ -81,11 +99,20 @@ class NumericFeature:
             number = float(value)
         except (TypeError, ValueError):
             raise FeatureError(
-                f"{self.name} must be a number, got {value!r} (keys accepted: {', '.join(self.keys)})"
+                f"{self.name} must be a number, got {_shown(value)} (keys accepted: {', '.join(self.keys)})",
+                self.name,
             ) from None
+        except OverflowError:  # an integer beyond float64
+            number = math.inf
         if not math.isfinite(number):
-            raise FeatureError(f"{self.name} must be a finite number, got {value!r}")
-        return (number - self.mean) / self.scale
+            raise FeatureError(f"{self.name} must be a finite number, got {_shown(value)}", self.name)
+        scaled = (number - self.mean) / self.scale
+        # 1e300 is a finite float64 but infinity in the float32 feature row, and then every output is NaN.
+        if not -FLOAT32_MAX <= scaled <= FLOAT32_MAX:
+            raise FeatureError(
+                f"{self.name} is out of the model's range: {_shown(value)} scaled by the training mean and scale is "
+                "not a finite float32", self.name)
+        return scaled
 
 
 @dataclass(frozen=True)
@@ -134,12 +161,19 @@ class Tower:
         return rows
 
     def embed(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """(n, out) float32 embeddings, every value finite, or FeatureError naming the first record that has none."""
         x = self.features(records)
-        for layer in self.layers:
-            x = x @ layer.weight.T + layer.bias
-            if layer.activation == "relu":
-                x = np.maximum(x, 0.0)
-        return x.astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, per record
+            for layer in self.layers:
+                x = x @ layer.weight.T + layer.bias
+                if layer.activation == "relu":
+                    x = np.maximum(x, 0.0)
+        x = x.astype(np.float32, copy=False)
+        if x.size and not np.isfinite(x).all():
+            r = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+            raise FeatureError(f"{self.name} #{r}: the model's output for these feature values is not finite (they "
+                               "are far outside what it was trained on)")
+        return x
 
 
 class ServingModel:
@@ -231,6 +265,15 @@ class ServingModel:
     def predicted_ratings(self, user_embeddings: np.ndarray, item_embeddings: np.ndarray) -> np.ndarray:
         """(n_users, n_items) ratings the model predicts: the same formula it was trained with."""
         return self.rating_offset + user_embeddings @ item_embeddings.T
+
+
+def _shown(value: Any) -> str:
+    """The value for an error message, cut short: a client may send a megabyte where a number goes."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__} that cannot be shown"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _first_present(record: Mapping[str, Any], keys: Sequence[str]) -> Any:

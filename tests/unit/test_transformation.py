@@ -269,6 +269,20 @@ def _lab_session() -> dict[str, Any]:
             lambda s: s["browse_history"][0].update(in_shopping_cart="yes"),
             "browse_history[0]: field 'in_shopping_cart' must be a boolean, got str",
         ),
+        (lambda s: s.update(session_id=""), "field 'session_id' must be 1 to 256 characters long"),
+        (lambda s: s.update(session_id="s" * 257), "field 'session_id' must be 1 to 256 characters long"),
+        (
+            lambda s: s["browse_history"][0].update(product_code="S10_1678-EXTENDED"),
+            "browse_history[0]: field 'product_code' is longer than 15 characters",
+        ),
+        (
+            lambda s: s.update(credit_limit=1e300),
+            "field 'credit_limit' must be a finite number within float32 range (|x| <= 3.4e38)",
+        ),
+        (
+            lambda s: s.update(credit_limit=10**50),
+            "field 'credit_limit' must be a finite number within float32 range (|x| <= 3.4e38)",
+        ),
     ],
 )
 def test_an_invalid_session_fails_alone_with_a_reason_that_names_the_field_not_the_customer(mutate, reason) -> None:
@@ -284,7 +298,7 @@ def test_not_base64_and_not_json_are_named_as_such() -> None:
     out = run([("a", "not base64!"), ("b", base64.b64encode(b"{oops").decode()), ("c", encode([1, 2]))])
     assert [entry.reason for entry in out] == [
         "the record's data is not valid base64",
-        "the record's data is not JSON",
+        "the record's data is not JSON: Expecting property name enclosed in double quotes at position 1",
         "the record must be a JSON object, got list",
     ]
     for entry in out:
@@ -323,7 +337,7 @@ def test_nan_or_infinity_in_a_record_fails_that_record_instead_of_the_whole_batc
     text = json.dumps({**_lab_session(), "score": float("nan")})  # Python writes NaN; JSON has no such number
     out = run([("nan", base64.b64encode(text.encode()).decode()), ("good", encode(_lab_session()))])
     assert [entry.result for entry in out] == ["ProcessingFailed", "Ok"]
-    assert out[0].reason == "the record's data is not JSON (NaN and Infinity are not JSON numbers)"
+    assert out[0].reason == "the record's data is not JSON: NaN is not a JSON number"
 
 
 @pytest.mark.parametrize(
@@ -357,20 +371,51 @@ def test_the_fast_path_accepts_exactly_what_the_field_by_field_checks_accept(pay
 
 
 # ---- our two fields, written by hand ---------------------------------------------------------------------------------
+def _rounded(value: float) -> float:
+    return float(f"{value:.9g}")
+
+
 @settings(max_examples=200, deadline=None)
 @given(items=st.lists(st.tuples(st.text(), st.floats(allow_nan=False, allow_infinity=False)), max_size=6),
        code=st.text())
-def test_the_hand_written_fields_are_exactly_what_json_dumps_writes(items: list[tuple[str, float]], code: str) -> None:
-    def dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def test_the_hand_written_fields_are_json_of_the_items_with_numbers_to_9_significant_digits(
+    items: list[tuple[str, float]], code: str
+) -> None:
+    recommended = firehose.recommended_json([firehose.ScoredItem(i, s) for i, s in items])
+    similar = firehose.similar_json(code, [firehose.NeighbourItem(i, d) for i, d in items])
 
-    assert firehose.recommended_json([firehose.ScoredItem(i, s) for i, s in items]) == dumps(
-        [{"id": i, "score": s} for i, s in items])
-    assert firehose.similar_json(code, [firehose.NeighbourItem(i, d) for i, d in items]) == dumps(
-        {"product_code": code, "similar_items": [{"id": i, "distance": d} for i, d in items]})
+    assert json.loads(recommended) == [{"id": i, "score": _rounded(s)} for i, s in items]
+    assert json.loads(similar) == {"product_code": code,
+                                   "similar_items": [{"id": i, "distance": _rounded(d)} for i, d in items]}
+    # Always a JSON float (2.0, never 2), so a score's type never changes from one record to the next.
+    assert all(type(item["score"]) is float for item in json.loads(recommended))
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.floats(allow_nan=False, allow_infinity=False) | st.floats(width=32, allow_nan=False,
+                                                                          allow_infinity=False))
+def test_a_number_is_at_most_16_characters_and_every_float32_survives_it(value: float) -> None:
+    text = firehose._json_number(value)
+    assert len(text) <= firehose.MAX_NUMBER_CHARS
+    assert json.loads(text) == _rounded(value)
+    as_float32 = float(np.float32(value)) if abs(value) <= 3.4028234663852886e38 else None
+    if as_float32 is not None:
+        assert np.float32(json.loads(firehose._json_number(as_float32))) == np.float32(as_float32)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-def test_a_non_finite_score_is_refused_as_json_dumps_refuses_it(bad: float) -> None:
-    with pytest.raises(ValueError, match="not JSON compliant"):
+def test_a_non_finite_score_fails_the_record_with_a_reason(bad: float) -> None:
+    with pytest.raises(firehose.InvalidRecord, match="score or distance is not a finite number"):
         firehose.recommended_json([firehose.ScoredItem("S1", bad)])
+
+
+def test_a_pretty_printed_record_is_delivered_as_its_own_text_on_one_line_never_longer_than_it_came() -> None:
+    session = {**_lab_session(), "amounts": "__AMOUNTS__"}
+    # Literals json.dumps would write longer (1000000000000000.0): re-serializing could outgrow the response bound.
+    text = json.dumps(session, indent=2).replace('"__AMOUNTS__"', "[1e15, 2E-7, 1.50]")
+    (entry,) = run([("r", base64.b64encode(text.encode()).decode())], k=3)
+    line = base64.b64decode(entry.data).decode()
+    assert entry.result == "Ok"
+    assert line.startswith(text.replace("\n", " ")[:-1] + ',"recommended_items":')
+    assert decode_line(entry.data)["amounts"] == [1e15, 2e-7, 1.5]
+    assert len(line) <= len(text) + firehose.max_enrichment_bytes(3)

@@ -158,3 +158,89 @@ def test_every_unknown_key_is_rejected_by_name(key: str) -> None:
         return
     with pytest.raises(ConfigError, match=rf"^recsys:{key} is not a setting of this program\."):
         parse_config({f"recsys:{key}": "x"}, "dev")
+
+
+# ---- processorBufferSizeMb x topK: the transformation's response must fit Lambda's 6 MB ------------------------------
+@pytest.mark.parametrize(("settings_", "message"), [
+    ({"processorBufferSizeMb": "1"},
+     "recsys:processorBufferSizeMb 1 with recsys:topK 5 could produce a processor response of 7.2 MB (7,555,233 "
+     "bytes), over Lambda's 6 MB limit (6,291,456 bytes): 1 MB of sessions of at least 157 bytes each is up to "
+     "6,678 records, each answered with itself plus up to 607 bytes of recommendations, base64-encoded (x 4/3), in "
+     "110 bytes of envelope. Use processorBufferSizeMb <= 0.83 or topK <= 3; docs/streaming.md explains the bound. "
+     "Change it with: pulumi config set recsys:processorBufferSizeMb <value> or pulumi config set recsys:topK <value>"),
+    ({"processorBufferSizeMb": "3"},
+     "recsys:processorBufferSizeMb 3 with recsys:topK 5 could produce a processor response of 21.6 MB (22,667,511 "
+     "bytes), over Lambda's 6 MB limit (6,291,456 bytes): 3 MB of sessions of at least 157 bytes each is up to 20,036 "
+     "records, each answered with itself plus up to 607 bytes of recommendations, base64-encoded (x 4/3), in 110 bytes "
+     "of envelope. Use processorBufferSizeMb <= 0.83 (no topK fits 3 MB); docs/streaming.md explains the bound. "
+     "Change it with: pulumi config set recsys:processorBufferSizeMb <value> or pulumi config set recsys:topK <value>"),
+    ({"topK": "100"},
+     "recsys:processorBufferSizeMb 0.8 with recsys:topK 100 could produce a processor response of 72.2 MB (75,753,081 "
+     "bytes), over Lambda's 6 MB limit (6,291,456 bytes): 0.8 MB of sessions of at least 157 bytes each is up to 5,343 "
+     "records, each answered with itself plus up to 10,392 bytes of recommendations, base64-encoded (x 4/3), in 110 "
+     "bytes of envelope. Use topK <= 5 (no processorBufferSizeMb from 0.2 fits topK 100); docs/streaming.md explains "
+     "the bound. Change it with: pulumi config set recsys:processorBufferSizeMb <value> or pulumi config set "
+     "recsys:topK <value>"),
+])
+def test_a_buffer_and_top_k_that_could_overflow_lambdas_response_fail_with_the_arithmetic(
+    settings_: dict[str, str], message: str
+) -> None:
+    assert error_for(settings_) == message
+
+
+@pytest.mark.parametrize(("buffer_mb", "top_k", "accepted"), [
+    ("0.2", "31", True), ("0.2", "32", False),
+    ("0.83", "5", True), ("0.84", "5", False),
+    ("1.61", "1", True), ("1.62", "1", False),
+    ("0.8", "5", True), ("0.5", "10", True), ("0.5", "11", False),
+])
+def test_the_largest_accepted_settings_are_the_ones_the_message_suggests(buffer_mb: str, top_k: str,
+                                                                         accepted: bool) -> None:
+    raw = config_of({"processorBufferSizeMb": buffer_mb, "topK": top_k})
+    if accepted:
+        config = parse_config(raw, "dev")
+        assert (config.streaming.firehose.processor_buffer_size_mb, config.streaming.top_k) == (float(buffer_mb),
+                                                                                                int(top_k))
+    else:
+        assert error_for({"processorBufferSizeMb": buffer_mb, "topK": top_k}).startswith(
+            f"recsys:processorBufferSizeMb {buffer_mb} with recsys:topK {top_k} could produce a processor response of ")
+
+
+def test_the_default_processor_buffer_fits_the_default_top_k_and_aws_s_default_would_not() -> None:
+    from components.config import LAMBDA_RESPONSE_LIMIT_BYTES, max_processor_response_bytes
+
+    assert defaults.PROCESSOR_BUFFER_SIZE_MB == 0.8
+    default_bound = max_processor_response_bytes(defaults.PROCESSOR_BUFFER_SIZE_MB, defaults.TOP_K)
+    assert default_bound <= LAMBDA_RESPONSE_LIMIT_BYTES
+    assert max_processor_response_bytes(1.0, defaults.TOP_K) > LAMBDA_RESPONSE_LIMIT_BYTES
+
+
+def test_the_program_and_the_lambda_use_the_same_constants_for_the_bound() -> None:
+    from recsys import firehose  # the Lambda package: only tests import it next to the program
+
+    from components import config
+
+    assert (config.LAMBDA_RESPONSE_LIMIT_BYTES, config.MIN_SESSION_BYTES, config.MAX_ITEM_ID_CHARS,
+            config.MAX_NUMBER_CHARS, config.RECORD_ID_CHARS, config.MAX_RECORD_BYTES, config.MIB) == (
+        firehose.LAMBDA_RESPONSE_LIMIT_BYTES, firehose.MIN_SESSION_BYTES, firehose.MAX_ITEM_ID_CHARS,
+        firehose.MAX_NUMBER_CHARS, firehose.RECORD_ID_CHARS, firehose.MAX_RECORD_BYTES, firehose.MIB)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hundredths=st.integers(min_value=20, max_value=300), top_k=st.integers(min_value=1, max_value=100))
+def test_the_program_and_the_lambda_compute_the_same_bound_and_validation_follows_it(hundredths: int,
+                                                                                       top_k: int) -> None:
+    from recsys import firehose
+
+    from components.config import max_enrichment_bytes, max_processor_response_bytes
+
+    buffer_mb = hundredths / 100
+    bound = firehose.max_response_bytes(int(buffer_mb * firehose.MIB), top_k)
+    assert max_processor_response_bytes(buffer_mb, top_k) == bound
+    assert max_enrichment_bytes(top_k) == firehose.max_enrichment_bytes(top_k)
+    raw = config_of({"processorBufferSizeMb": f"{buffer_mb:g}", "topK": str(top_k)})
+    if bound <= firehose.LAMBDA_RESPONSE_LIMIT_BYTES:
+        parse_config(raw, "dev")
+    else:
+        with pytest.raises(ConfigError, match=r"over Lambda's 6 MB limit \(6,291,456 bytes\)"):
+            parse_config(raw, "dev")
