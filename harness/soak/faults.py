@@ -222,14 +222,19 @@ class FaultInjector:
     def _postgres_restart(self, fault: PlannedFault, outcome: FaultOutcome) -> None:
         # Stopped while a batch is being transformed when one comes along in time: its queries fail mid-statement.
         _, busy = self._busy_worker(fault, budget_s=max(1.0, fault.window_end_s - fault.at_s - fault.duration_s - 2))
+        pid = self._postgres_down(fault, outcome)
+        outcome.detail = (f"stopped {'mid-batch' if busy else 'between batches'}, down {fault.duration_s:.1f} s, "
+                          f"back on port {self.target.vector_db['port']} (pid {pid})")
+
+    def _postgres_down(self, fault: PlannedFault, outcome: FaultOutcome) -> int:
+        """The vector database stopped for the fault's duration, then started on its port again; the new pid."""
         stop_postgres(self._pg_record)
         self._pg_stopped = True
         outcome.injected = True
         self.stop.wait(fault.duration_s)
         pid = start_postgres_same_port(self._pg_record)
         self._pg_stopped = False
-        outcome.detail = (f"stopped {'mid-batch' if busy else 'between batches'}, down {fault.duration_s:.1f} s, "
-                          f"back on port {self.target.vector_db['port']} (pid {pid})")
+        return pid
 
     def _busy_worker(self, fault: PlannedFault, budget_s: float) -> tuple[int | None, bool]:
         """The transformation worker's pid once it is busy (its CPU time moves: it is transforming a batch; an idle
@@ -282,12 +287,7 @@ class FaultInjector:
     def _db_outage(self, fault: PlannedFault, outcome: FaultOutcome) -> None:
         # Longer than the processor's retry window: batches that arrive meanwhile fail into the error output, and the
         # soak's redrive after the drain must bring every one of them back (run.py).
-        stop_postgres(self._pg_record)
-        self._pg_stopped = True
-        outcome.injected = True
-        self.stop.wait(fault.duration_s)
-        pid = start_postgres_same_port(self._pg_record)
-        self._pg_stopped = False
+        pid = self._postgres_down(fault, outcome)
         outcome.detail = f"vector database down {fault.duration_s:.1f} s, back on port " \
                          f"{self.target.vector_db['port']} (pid {pid})"
 

@@ -164,7 +164,8 @@ def test_env_exports_what_boto3_psql_and_mysql_need(local_stack: Any) -> None:
                            user=exported["MYSQL_USER"], password=exported["MYSQL_PWD"], connect_timeout=5)
     conn.close()
     option_file = Path(exported["MYSQL_HOME"]) / "my.cnf"
-    assert f"port={exported['MYSQL_TCP_PORT']}" in option_file.read_text()
+    # Values are written double-quoted, as MariaDB's option-file parser reads them (a '#' in a password survives).
+    assert f'port="{exported["MYSQL_TCP_PORT"]}"' in option_file.read_text()
     assert option_file.stat().st_mode & 0o077 == 0
 
 
