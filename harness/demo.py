@@ -88,7 +88,7 @@ def stage_function(module_name: str, function_name: str) -> Callable[..., Any]:
     function = getattr(module, function_name, None)
     if function is None:
         raise StageSkipped(f"{module_name}.{function_name} is not available yet")
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def field_of(result: Any, name: str) -> Any:
@@ -118,10 +118,15 @@ def count_embeddings(state: st.State) -> dict[str, int]:
                             dbname=output_value(state, "vector_db_name") or "postgres", connect_timeout=10)
     try:
         with conn.cursor() as cur:
+            # COUNT(*) always returns one row.
             cur.execute("SELECT COUNT(*) FROM item_emb")
-            (items,) = cur.fetchone()
+            counted = cur.fetchone()
+            assert counted is not None
+            (items,) = counted
             cur.execute("SELECT COUNT(*) FROM user_emb")
-            (users,) = cur.fetchone()
+            counted = cur.fetchone()
+            assert counted is not None
+            (users,) = counted
             cur.execute("SELECT vector_dims(embedding) FROM item_emb LIMIT 1")
             row = cur.fetchone()
     finally:

@@ -65,6 +65,7 @@ RETRY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
 Result = Literal["Ok", "Dropped", "ProcessingFailed"]
 RESULTS: tuple[Result, ...] = ("Ok", "Dropped", "ProcessingFailed")
 Compression = Literal["UNCOMPRESSED", "GZIP"]
+COMPRESSIONS: tuple[Compression, ...] = ("UNCOMPRESSED", "GZIP")
 
 Invoke = Callable[[str, dict[str, Any]], Any]
 Clock = Callable[[], float]
@@ -160,8 +161,8 @@ def config_from_description(description: Mapping[str, Any]) -> RunnerConfig:
         raise FirehoseConfigError(f"delivery stream {name}: dynamic partitioning is not emulated locally")
     if (dest.get("DataFormatConversionConfiguration") or {}).get("Enabled"):
         raise FirehoseConfigError(f"delivery stream {name}: record format conversion is not emulated locally")
-    compression = dest.get("CompressionFormat") or "UNCOMPRESSED"
-    if compression not in ("UNCOMPRESSED", "GZIP"):
+    compression: str = dest.get("CompressionFormat") or "UNCOMPRESSED"
+    if compression not in COMPRESSIONS:
         raise FirehoseConfigError(
             f"delivery stream {name}: compression {compression} is not emulated (UNCOMPRESSED, GZIP)"
         )

@@ -97,9 +97,9 @@ def check_sigv4(*, method: str, raw_path: str, raw_query: str, headers: Iterable
                 credentials: Mapping[str, str], region: str) -> str | Rejection:
     """The access key of a correctly signed request, or the 403 Lambda answers: no or malformed signature, unknown
     access key, a scope for another region or service, a body that is not the one signed, a wrong signature."""
-    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
 
     items = list(headers)
     lowered: dict[str, list[str]] = {}

@@ -109,8 +109,8 @@ def seed_target(target: SeedTarget, *, scale: int = 1, seed: int = classicmodels
                         f"{err.args[-1] if err.args else err}") from None
     finally:
         conn.close()
-    return SeedSummary(target=target.describe(), scale=scale, seed=seed, counts=dict(counts),
-                       seconds=time.monotonic() - started)
+    return SeedSummary(target=target.describe(), scale=scale, seed=seed,
+                       counts={table: n for table, n in counts.items()}, seconds=time.monotonic() - started)
 
 
 def seed_source(state_dir: Path, *, scale: int = 1, seed: int = classicmodels.DEFAULT_SEED,

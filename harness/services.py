@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -199,6 +200,15 @@ def _wait_until(ready: Callable[[], bool], *, alive: Callable[[], bool], timeout
     raise ServiceError(service, f"not {what} after {timeout:.0f} s", log_path)
 
 
+# _wait_until's probes are built with functools.partial: each binds this attempt's process, port and service.
+def _running(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
+
+
+def _listening(sock: Path, port: int) -> bool:
+    return sock.exists() and port_open(port)
+
+
 def _spawn_detached(argv: list[str], log_path: Path, *, env: Mapping[str, str] | None = None,
                     cwd: Path | None = None) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +265,7 @@ def start_moto(base_dir: Path, *, log_dir: Path | None = None) -> MotoService:
         proc = _spawn_detached([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log_path, env=env)
         service = MotoService(host=HOST, port=port, pid=proc.pid, log_path=str(log_path))
         try:
-            _wait_until(lambda s=service: moto_healthy(s), alive=lambda p=proc: p.poll() is None,
+            _wait_until(partial(moto_healthy, service), alive=partial(_running, proc),
                         timeout=START_TIMEOUT_S, service="moto", log_path=log_path, what="answering HTTP")
             return service
         except ServiceError as err:
@@ -376,7 +386,7 @@ def start_postgres(base_dir: Path, *, log_dir: Path | None = None, password: str
         pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
         service = PostgresService(host=HOST, port=port, user=POSTGRES_SUPERUSER, password=password,
                                   dbname="postgres", pid=pid, data_dir=str(data_dir), log_path=str(log_path))
-        _wait_until(lambda s=service: postgres_healthy(s), alive=lambda pid=pid: pid_alive(pid),
+        _wait_until(partial(postgres_healthy, service), alive=partial(pid_alive, pid),
                     timeout=START_TIMEOUT_S, service="postgres", log_path=log_path, what="accepting connections")
         return service
     raise ServiceError("postgres", "could not bind a free port after 3 attempts", log_path)
@@ -486,7 +496,7 @@ def start_mariadb(base_dir: Path, *, log_dir: Path | None = None, password: str 
             log_path,
         )
         try:
-            _wait_until(lambda port=port: sock.exists() and port_open(port), alive=lambda p=proc: p.poll() is None,
+            _wait_until(partial(_listening, sock, port), alive=partial(_running, proc),
                         timeout=START_TIMEOUT_S, service="mariadb", log_path=log_path, what="accepting connections")
         except ServiceError:
             _terminate(proc.pid, timeout=5)
@@ -510,7 +520,7 @@ def start_mariadb(base_dir: Path, *, log_dir: Path | None = None, password: str 
                 # the client may echo the failing statement, which holds the password
                 log.write(f"creating the admin user failed: {result.stderr.replace(password, '********')}\n")
             raise ServiceError("mariadb", "could not create the admin user", log_path)
-        _wait_until(lambda s=service: mariadb_healthy(s), alive=lambda p=proc: p.poll() is None,
+        _wait_until(partial(mariadb_healthy, service), alive=partial(_running, proc),
                     timeout=START_TIMEOUT_S, service="mariadb", log_path=log_path, what="accepting the admin user")
         return service
     raise ServiceError("mariadb", "could not bind a free port after 3 attempts", log_path)
@@ -555,10 +565,11 @@ def health(services: RunningServices) -> dict[ServiceName, bool]:
 
 def stop_all(services: RunningServices) -> None:
     errors: list[str] = []
-    for stop, service in ((stop_moto, services.moto), (stop_postgres, services.postgres),
-                          (stop_mariadb, services.mariadb)):
+    stops: list[Callable[[], None]] = [partial(stop_moto, services.moto), partial(stop_postgres, services.postgres),
+                                       partial(stop_mariadb, services.mariadb)]
+    for stop in stops:
         try:
-            stop(service)  # type: ignore[operator]
+            stop()
         except Exception as err:  # one stubborn service must not keep the others running
             errors.append(str(err))
     if errors:

@@ -243,7 +243,7 @@ class _Container:
             self.model = ServingModel.from_s3(
                 os.environ["ARTIFACTS_BUCKET"], os.environ.get("SERVING_PREFIX", "serving/")
             )
-        if self.conn is None or getattr(self.conn, "closed", 0):
+        if self.conn is None or getattr(self.conn, "closed", False):
             self.conn = vectordb.connect_from_env()
         conn = self.conn
 

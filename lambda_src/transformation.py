@@ -120,7 +120,7 @@ class _Container:
         return self.model
 
     def connection(self) -> Any:
-        if self.conn is None or getattr(self.conn, "closed", 0):
+        if self.conn is None or getattr(self.conn, "closed", False):
             from recsys import vectordb
 
             self.conn = vectordb.connect_from_env()

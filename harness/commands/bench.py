@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -96,8 +96,10 @@ def register(app: typer.Typer) -> None:
                                  say=lambda text: console.print(f"[bold cyan]{escape(text)}[/bold cyan]"))
 
         table = Table(title="benchmarks" + (" (quick: CI sizes)" if quick else ""), title_justify="left")
-        for column, justify in (("figure", "left"), ("ours", "right"), ("baseline", "right"), ("ratio", "right")):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
+            ("figure", "left"), ("ours", "right"), ("baseline", "right"), ("ratio", "right"))
+        for column, justify in columns:
+            table.add_column(column, justify=justify)
         for row in headline_rows(outcome.results, runner):
             table.add_row(*(escape(cell) for cell in row))
         out = Console()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness import seed as seeding
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as bar:
             generating = bar.add_task("generating", total=1)
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def generated(dataset: classicmodels.Dataset) -> None:
                 bar.update(generating, completed=1)

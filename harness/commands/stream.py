@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import typer
 from rich.console import Console
@@ -18,7 +19,7 @@ def _progress(console: Console) -> Progress:
                     console=console)
 
 
-def _summary_table(title: str, values: dict[str, object]) -> Table:
+def _summary_table(title: str, values: Mapping[str, object]) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")

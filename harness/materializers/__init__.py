@@ -73,7 +73,7 @@ class Context:
 
     def __init__(self, *, services: RunningServices, state_dir: Path, region: str, stack: str,
                  daemon_url: Callable[[], str]) -> None:
-        import boto3  # type: ignore[import-untyped]
+        import boto3
 
         self.services = services
         self.state_dir = state_dir
@@ -91,7 +91,7 @@ class Context:
         with self._lock:
             if service not in self._clients:
                 if service == "lambda-invoke":
-                    from botocore.config import Config  # type: ignore[import-untyped]
+                    from botocore.config import Config
 
                     # An invocation may run up to Lambda's 15 minutes, and must never be sent twice by a retry.
                     self._clients[service] = self._session.client(

@@ -201,7 +201,7 @@ def _check_embeddings(embeddings: np.ndarray | Sequence[Sequence[float]]) -> np.
         matrix = matrix[None, :]
     if matrix.ndim != 2 or (matrix.size and matrix.shape[1] != EMBEDDING_DIM):
         raise QueryInputError(f"embeddings must have shape (n, {EMBEDDING_DIM}), got {matrix.shape}")
-    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1)) if matrix.size else []
+    bad: np.ndarray | list[int] = np.flatnonzero(~np.isfinite(matrix).all(axis=1)) if matrix.size else []
     if len(bad):
         raise QueryInputError(f"embedding #{int(bad[0])} contains NaN or infinity")
     return matrix
@@ -474,7 +474,8 @@ class HnswParams:
     maintenance_work_mem: str = "256MB"
 
 
-def index_name(table: TableName, suffix: str) -> str:
+def index_name(table: str, suffix: str) -> str:
+    """The name of one of `table`'s indexes: a live table's or its staging copy's (renamed along with the table)."""
     return f"{table}_embedding_{suffix}_idx"
 
 
@@ -666,7 +667,8 @@ def encode_copy_rows(chunk: Chunk, id_type: Literal["varchar", "int"]) -> bytes:
         rows = np.zeros(n, dtype=np.dtype([("fields", ">i2"), ("id_length", ">i4"), ("id", ">i4"), *vector_fields]))
         rows["id"] = np.asarray(chunk.ids, dtype=np.int64)
         rows["id_length"] = 4
-        groups = [(rows, None)]
+        # (rows, their positions in the chunk), None meaning all of them in order.
+        groups: list[tuple[np.ndarray, np.ndarray | None]] = [(rows, None)]
     else:
         encoded = np.array([item_id.encode("utf-8") for item_id in chunk.ids], dtype=object)
         lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=n)
@@ -679,11 +681,11 @@ def encode_copy_rows(chunk: Chunk, id_type: Literal["varchar", "int"]) -> bytes:
             rows["id_length"] = int(length)
             groups.append((rows, members))
     out = []
-    for rows, members in groups:
+    for rows, positions in groups:
         rows["fields"] = 2
         rows["length"] = 4 + 4 * dim
         rows["dim"] = dim
-        rows["values"] = chunk.vectors if members is None else chunk.vectors[members]
+        rows["values"] = chunk.vectors if positions is None else chunk.vectors[positions]
         out.append(rows.tobytes())
     return b"".join(out)
 
@@ -898,7 +900,7 @@ def _build_fresh_table(cur: Any, source: EmbeddingSource, params: HnswParams,
         _guard_replacement(cur, spec.name, staging, rows, source.uri)
     for suffix, opclass in spec.indexes:
         cur.execute(
-            f"CREATE INDEX {index_name(staging, suffix)} ON {staging} USING hnsw (embedding {opclass}) "  # type: ignore[arg-type]
+            f"CREATE INDEX {index_name(staging, suffix)} ON {staging} USING hnsw (embedding {opclass}) "
             f"WITH (m = {int(params.m)}, ef_construction = {int(params.ef_construction)})"
         )
     indexed = time.perf_counter()
@@ -1029,7 +1031,7 @@ def _swap_in(cur: Any, load: TableLoad, *, lock_timeout_ms: int, attempts: int) 
     cur.execute(f"ALTER TABLE {staging} RENAME TO {spec.name}")
     cur.execute(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {staging}_pkey TO {spec.name}_pkey")
     for suffix, _ in spec.indexes:
-        cur.execute(f"ALTER INDEX {index_name(staging, suffix)} RENAME TO {index_name(spec.name, suffix)}")  # type: ignore[arg-type]
+        cur.execute(f"ALTER INDEX {index_name(staging, suffix)} RENAME TO {index_name(spec.name, suffix)}")
     cur.execute(
         "INSERT INTO embedding_sources (table_name, source_uri, source_version, row_count, loaded_at, hnsw_search) "
         "VALUES (%s, %s, %s, %s, now(), %s) ON CONFLICT (table_name) DO UPDATE SET source_uri = EXCLUDED.source_uri, "
@@ -1071,8 +1073,9 @@ def load_embeddings(conn: psycopg2.extensions.connection, sources: Sequence[Embe
                 recorded = _recorded(cur, source.table)
                 if not force and recorded == (source.uri, source.version):
                     cur.execute("SELECT row_count FROM embedding_sources WHERE table_name = %s", (source.table,))
-                    results.append(TableLoad(source.table, "unchanged", source.uri, source.version,
-                                             int(cur.fetchone()[0])))
+                    row = cur.fetchone()
+                    assert row is not None  # _recorded just read this table's row, under the lock
+                    results.append(TableLoad(source.table, "unchanged", source.uri, source.version, int(row[0])))
                     say(f"{source.table}: unchanged ({source.uri} {source.version})")
                     continue
                 load, vectors = _build_fresh_table(cur, source, params, say, guard=not force)
