@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -102,17 +102,7 @@ DropReason = Literal[
     "invalid_customer_value",
     "invalid_product_value",
 ]
-DROP_REASONS: tuple[DropReason, ...] = (
-    "null_key",
-    "key_not_integer",
-    "null_rating",
-    "rating_not_integer",
-    "rating_out_of_range",
-    "missing_customer",
-    "missing_product",
-    "invalid_customer_value",
-    "invalid_product_value",
-)
+DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 # The source values checked against the output's types: (table, column, type). A value that does not fit exactly
 # (4.7 as an integer, 1e12 or 12.345 as decimal(10,2), 'abc' anywhere) is never cast into a wrong one: the ratings that
 # need it are dropped, and `EtlCounts.invalid_values["table.column"]` counts the source rows that carried one.
