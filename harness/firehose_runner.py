@@ -49,10 +49,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import runner_state
+from harness.lambda_runtime import REQUEST_PAYLOAD_LIMIT_BYTES
 
 MIB = 1024 * 1024
-# Lambda's synchronous invocation payload limit; Firehose never sends a bigger event.
-MAX_INVOKE_PAYLOAD = 6 * MIB
+# Lambda's synchronous invocation payload limit, the one the local runtime enforces: Firehose never sends a bigger
+# event.
+MAX_INVOKE_PAYLOAD = REQUEST_PAYLOAD_LIMIT_BYTES
 DEFAULT_PROCESSOR_BUFFER_MB = 1.0
 DEFAULT_PROCESSOR_INTERVAL_S = 60
 DEFAULT_RETRIES = 3
