@@ -11,7 +11,7 @@ bootstrap: system-packages venv
 
 # MariaDB (the local MySQL source) and MariaDB Connector/J (Spark's JDBC driver); Java 17 for Spark.
 system-packages:
-	@$(PYTHON) -m harness.bootstrap system
+	@$(PYTHON) -m harness.emulator.bootstrap system
 
 # Reinstall only when requirements.txt changed since the last install.
 venv:

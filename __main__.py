@@ -1,6 +1,7 @@
 """The recommender platform: `pulumi up` builds the whole stack from the `recsys:` config (docs/program.md).
 
-Kept tiny: read config, build the components (`build`, also called by `harness/program.py`), export the outputs.
+Kept tiny: read config, build the components (`build`, also called by `harness/emulator/program.py`), export the
+outputs.
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
     python bench/batch.py [--quick] [--scales 1,10,100] [--runs 5]
 
-For each scale, on a throwaway MariaDB and moto server (temp dirs, free ports, `harness.services`): the source is seeded
-by `harness.seed` (the classicmodels-shaped data at that scale), the Glue job is set up in the emulator as the program
+For each scale, on a throwaway MariaDB and moto server (temp dirs, free ports, `harness.emulator.services`): the
+source is seeded
+by `harness.workflows.seed` (the classicmodels-shaped data at that scale), the Glue job is set up in the emulator as
+the program
 deploys it (script in a scripts bucket, JDBC connection whose credentials are in Secrets Manager, default arguments),
-and `harness.etl.run_job` runs it the way `harness etl run` does: local[2] Spark in a child process, MariaDB
+and `harness.workflows.etl.run_job` runs it the way `harness etl run` does: local[2] Spark in a child process, MariaDB
 Connector/J, staged publish to the data lake bucket and the catalog. One warm-up run, then `--runs` measured runs (each
 a re-run over the previous output: the steady state of a nightly job). Per run: wall time, rows written, partitions,
 and the Parquet files under the target prefix.
@@ -54,7 +56,7 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class GlueSetup:
-    endpoint: Any  # harness.etl.AwsEndpoint
+    endpoint: Any  # harness.workflows.etl.AwsEndpoint
     job_name: str
     datalake: str
 
@@ -98,7 +100,7 @@ def parquet_files(setup: GlueSetup) -> int:
 
 
 def run_glue_once(setup: GlueSetup, state_dir: Path) -> dict[str, Any]:
-    from harness import etl
+    from harness.workflows import etl
 
     started = time.perf_counter()
     record = etl.run_job(setup.endpoint, setup.job_name, state_dir)
@@ -132,7 +134,7 @@ def spread(values: list[float]) -> dict[str, Any]:
 
 def bench_scale(scale: int, *, runs: int, warmup: bool, work: Path, maria: Any, endpoint: Any, say: Say
                 ) -> dict[str, Any]:
-    from harness.seed import SeedTarget, seed_target
+    from harness.workflows.seed import SeedTarget, seed_target
 
     database = f"{SOURCE_DATABASE}_{scale}"
     say(f"scale {scale}: seeding {database}")
@@ -186,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[bench batch] {message}", file=sys.stderr, flush=True)
 
-    from harness import etl, services
+    from harness.emulator import services
+    from harness.workflows import etl
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:

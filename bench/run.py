@@ -496,7 +496,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     batch = results.get("batch")
     if batch:
         lines += ["", "## Batch: the Glue script on local Spark", "",
-                  "The deployed script run by `harness.etl.run_job` (local[2] Spark, MariaDB source over JDBC, "
+                  "The deployed script run by `harness.workflows.etl.run_job` (local[2] Spark, MariaDB source over "
+                  "JDBC, "
                   "publish to S3 in the emulator) at seeder scales. Baseline: the same join run by MariaDB itself and "
                   "read to a client (no Spark, no Parquet, no publish): what the work costs without the platform.", ""]
         lines += _command_line(batch)

@@ -10,7 +10,7 @@ the measured runs.
 
 - `up_s`: `harness up` from nothing to a deployed stack (services started, every resource of the program created);
 - `services_s` (the baseline for `up`): starting the three services alone (moto, PostgreSQL, MariaDB) with
-  `harness.services.start_all`, the floor under any deploy: `up_vs_services` says what deploying adds;
+  `harness.emulator.services.start_all`, the floor under any deploy: `up_vs_services` says what deploying adds;
 - `demo_s`: `make demo` (bootstrap check, then up, seed, ETL, training, embeddings load, a streaming burst), with
   the stage times from the demo's own report. A demo that fails is reported as failed with its stage and error, and
   gives no time.
@@ -82,7 +82,7 @@ def time_up(work: Path) -> float:
 
 
 def time_services(work: Path) -> float:
-    from harness import services
+    from harness.emulator import services
 
     base = Path(tempfile.mkdtemp(prefix="services-", dir=work))
     try:

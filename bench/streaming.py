@@ -270,7 +270,7 @@ def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, s
     import transformation
     from recsys import events
 
-    from harness import services
+    from harness.emulator import services
 
     with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
         work = Path(tmp)

@@ -19,7 +19,7 @@ for path in (ROOT, ROOT / "lambda_src"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from harness import services  # noqa: E402
+from harness.emulator import services  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The serving half of the two-tower model: numpy only, no torch, nothing unpickled.
 
-The trainer (`harness/train.py`) publishes a serving bundle next to the lab's artifacts:
+The trainer (`harness/workflows/train.py`) publishes a serving bundle next to the lab's artifacts:
 
 - `serving/model.safetensors`: the towers' weights, `<tower>.<layer>.weight` (out x in) and `<tower>.<layer>.bias`;
 - `serving/preprocessing.json`: how raw features become the tower inputs (see `BUNDLE_FORMAT` and docs/vectors.md).

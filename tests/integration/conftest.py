@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from harness import services
-from harness import state as st
-from harness.commands.stack import env_exports
+from harness.cli.stack import env_exports
+from harness.emulator import services
+from harness.emulator import state as st
 
 ROOT = Path(__file__).resolve().parents[2]
 UP_TIMEOUT_S = 900
@@ -81,7 +81,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         state = st.load_state(state_dir)
         if not state.get("outputs"):
             pytest.fail("`python -m harness up` started the services but deployed nothing: the engine "
-                        f"(harness/engine.py) is not available or returned no outputs:\n{tail(up)}", pytrace=False)
+                        "(harness/emulator/engine.py) is not available or returned no outputs:\n"
+                        f"{tail(up)}", pytrace=False)
         yield LocalStack(state_dir=state_dir, services=services.RunningServices.from_dict(state["services"]))
     finally:
         down = run_harness(state_dir, "down", timeout=120)

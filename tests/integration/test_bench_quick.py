@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness.commands.bench import load_bench_runner
+from harness.cli.bench import load_bench_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = load_bench_runner()

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from harness import soak
-from harness import state as st
-from harness import stream as streaming
-from harness.daemon import DaemonClient, daemon_dir, read_daemon_info
-from harness.soak.run import Collector, ProducedLog, put_tracked
-from harness.train import embedding_csv
+from harness.emulator import state as st
+from harness.emulator.daemon import DaemonClient, daemon_dir, read_daemon_info
+from harness.workflows import soak
+from harness.workflows import stream as streaming
+from harness.workflows.soak.run import Collector, ProducedLog, put_tracked
+from harness.workflows.train import embedding_csv
 from tests.integration.conftest import run_harness, tail
 from tests.integration.test_streaming import CITIES, COUNTRIES, ITEMS, item_vectors, write_bundle
 

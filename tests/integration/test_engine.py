@@ -32,9 +32,9 @@ import pulumi_random as random
 import pytest
 from rich.console import Console
 
-from harness import daemon, engine, services
-from harness import state as st
-from harness.materializers.storage import moto_compatible_policy
+from harness.emulator import daemon, engine, services
+from harness.emulator import state as st
+from harness.emulator.materializers.storage import moto_compatible_policy
 
 REGION = "us-east-1"
 BUCKET_OUTPUTS = ("data_lake_bucket_id", "scripts_bucket_id", "recommendations_bucket_id", "artifacts_bucket_id")
@@ -442,7 +442,7 @@ def test_conditional_deny_statements_are_kept_out_of_moto_only() -> None:
 
 
 def test_generated_passwords_honour_length_classes_and_the_special_set() -> None:
-    from harness.materializers.identity import generate_password
+    from harness.emulator.materializers.identity import generate_password
 
     for _ in range(50):
         alnum = generate_password({"length": 16, "special": False})
@@ -455,8 +455,8 @@ def test_generated_passwords_honour_length_classes_and_the_special_set() -> None
 
 
 def test_the_provider_arguments_of_a_delivery_stream_become_a_create_request() -> None:
-    from harness.materializers import Request
-    from harness.materializers.streaming import delivery_stream_request
+    from harness.emulator.materializers import Request
+    from harness.emulator.materializers.streaming import delivery_stream_request
 
     request = Request("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream", "ds", {
         "destination": "extended_s3",

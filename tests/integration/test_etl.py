@@ -1,7 +1,8 @@
 """The Glue job through the local Glue API: a real MariaDB source, the AWS emulator (moto server), local Spark.
 
 The job is set up in the emulator as the program deploys it (script in the scripts bucket, a JDBC connection whose
-credentials are in Secrets Manager, default arguments), then `harness.etl.run_job` starts it by name. What lands under
+credentials are in Secrets Manager, default arguments), then `harness.workflows.etl.run_job` starts it by name. What
+lands under
 `ratings-ml-training/` is compared with the same join computed independently by MariaDB.
 """
 
@@ -23,8 +24,8 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
-from harness import etl
-from harness.services import MariaDBService, MotoService
+from harness.emulator.services import MariaDBService, MotoService
+from harness.workflows import etl
 
 SCRIPT = Path(__file__).resolve().parents[2] / "glue_scripts" / "ratings_etl.py"
 PREFIX = "ratings-ml-training/"

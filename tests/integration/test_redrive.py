@@ -14,10 +14,10 @@ from typing import Any
 
 from recsys import events
 
-from harness import firehose_runner
-from harness import stream as streaming
-from harness.soak import faults
-from harness.soak.target import ensure_ready
+from harness.emulator import firehose_runner
+from harness.workflows import stream as streaming
+from harness.workflows.soak import faults
+from harness.workflows.soak.target import ensure_ready
 
 REDRIVE_SCHEDULE = "rate(1 hour)"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from harness import seed as seeding
-from harness import services
-from harness.seed import classicmodels as cm
+from harness.emulator import services
+from harness.workflows import seed as seeding
+from harness.workflows.seed import classicmodels as cm
 
 # The columns of the public classicmodels sample (and the lab's ratings) as MariaDB reports them, written out here
 # independently of the DDL under test.

@@ -10,7 +10,7 @@ import boto3
 import pymysql
 import pytest
 
-from harness import services
+from harness.emulator import services
 
 
 def test_postgres_accepts_its_password_and_can_create_the_vector_extension(
@@ -193,7 +193,7 @@ def test_down_stops_the_services_and_removes_their_data(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from harness import state as st
+    from harness.emulator import state as st
 
     running = services.start_all(st.data_dir(tmp_path), st.logs_dir(tmp_path))
     st.update_state(tmp_path, lambda s: s.update(stack="local", services=running.to_dict()))
@@ -213,7 +213,7 @@ def test_up_with_an_unreachable_source_url_says_so_and_starts_nothing(tmp_path: 
     import subprocess
     import sys
 
-    from harness import state as st
+    from harness.emulator import state as st
 
     port = services.free_port()
     env = {**os.environ, st.ENV_VAR: str(tmp_path)}

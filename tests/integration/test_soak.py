@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness import soak
+from harness.workflows import soak
 
 ROOT = Path(__file__).resolve().parents[2]
 

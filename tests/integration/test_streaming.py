@@ -195,7 +195,7 @@ def source_db(mariadb_service: Any) -> Iterator[dict[str, Any]]:
     """The seeder's classicmodels data (scale 1, seed 7) in a real MariaDB database of its own."""
     import pymysql
 
-    from harness.seed import SeedTarget, seed_target
+    from harness.workflows.seed import SeedTarget, seed_target
 
     database = f"cm_{uuid.uuid4().hex[:8]}"
     seed_target(SeedTarget(mariadb_service.host, mariadb_service.port, mariadb_service.user,
@@ -242,7 +242,7 @@ def test_sessions_are_the_lab_s_events_made_from_real_customers_and_products(cat
 
 
 def test_the_rate_is_held_in_small_batches_and_a_bad_rate_is_a_clear_error() -> None:
-    from harness import stream
+    from harness.workflows import stream
 
     assert stream.parse_rate("20/s") == 20.0 and stream.parse_rate("2.5") == 2.5 and stream.parse_rate("max") is None
     with pytest.raises(ValueError, match="--rate must look like 50/s"):
@@ -324,7 +324,7 @@ def test_every_session_sent_comes_out_once_even_when_the_database_goes_away_mid_
     import boto3
     from recsys import events
 
-    from harness import firehose_runner as fr
+    from harness.emulator import firehose_runner as fr
 
     # The catalogue's products are not in this tiny item_emb: map them onto it, so most sessions are servable.
     codes = {p.code: ITEMS[i % len(ITEMS)] for i, p in enumerate(catalogue.products)}
@@ -429,9 +429,9 @@ def streaming_stack(tmp_path_factory: pytest.TempPathFactory, postgres_service: 
 
     from rich.console import Console
 
-    from harness import daemon, engine, services
-    from harness import state as st
-    from harness.seed import SeedTarget, seed_target
+    from harness.emulator import daemon, engine, services
+    from harness.emulator import state as st
+    from harness.workflows.seed import SeedTarget, seed_target
 
     base = tmp_path_factory.mktemp("streaming-stack")
     spec = importlib.util.spec_from_file_location("bench_streaming", Path(__file__).parents[2] / "bench" /
@@ -455,7 +455,7 @@ def streaming_stack(tmp_path_factory: pytest.TempPathFactory, postgres_service: 
         st.update_state(state_dir, lambda s: s.update(outputs=outputs))  # as `harness up` records them
         yield state_dir, outputs
     finally:
-        from harness.materializers.databases import stop_instances
+        from harness.emulator.materializers.databases import stop_instances
 
         daemon.stop(state_dir)
         stop_instances(state_dir, remove_data=True)
@@ -469,7 +469,7 @@ def test_n_sessions_in_n_records_out_even_when_the_database_stops_mid_stream(str
     import boto3
     from recsys import events
 
-    from harness import stream
+    from harness.workflows import stream
 
     state_dir, outputs = streaming_stack
     target = stream.resolve_target(state_dir)
@@ -480,8 +480,8 @@ def test_n_sessions_in_n_records_out_even_when_the_database_stops_mid_stream(str
     assert first["objects"] >= 1
 
     # The vector database (the engine's PostgreSQL for the RDS instance) stops mid-stream and restarts on its port.
-    from harness import services
-    from harness.materializers.databases import rds_dir
+    from harness.emulator import services
+    from harness.emulator.materializers.databases import rds_dir
 
     port = int(outputs["vector_db_port"]["value"])
     record = next(p for p in rds_dir(state_dir).glob("*/service.json") if json.loads(p.read_text())["port"] == port)

@@ -395,7 +395,7 @@ def test_a_first_load_has_nothing_to_guard(s3: Any, lambda_env: dict[str, str]) 
 def test_a_refused_load_fails_the_lambda_invocation_with_its_type_and_message(
         s3: Any, lambda_env: dict[str, str], moto_service: Any, tmp_path: Path) -> None:
     """Through the local Lambda runtime, as `pulumi up`'s post-deploy Invocation and the harness see it."""
-    from harness.lambda_runtime import FunctionSpec, LambdaRuntime
+    from harness.emulator.lambda_runtime import FunctionSpec, LambdaRuntime
 
     publish(s3, (item_ids(20), random_vectors(20, 1)), (list(range(5)), random_vectors(5, 2)))
     loader.handler({}, None)
@@ -698,7 +698,7 @@ def run_sql_file(env: dict[str, str], *variables: str) -> Any:
     import os
     import subprocess
 
-    from harness.services import postgres_bin_dir
+    from harness.emulator.services import postgres_bin_dir
 
     argv = [str(postgres_bin_dir() / "psql"), "-X", "-q", "-h", env["VECTOR_DB_HOST"], "-p", env["VECTOR_DB_PORT"],
             "-U", env["VECTOR_DB_USER"], "-d", env["VECTOR_DB_NAME"]]

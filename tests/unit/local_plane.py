@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from harness import daemon
-from harness.lambda_runtime import FunctionSpec, extract_package
+from harness.emulator import daemon
+from harness.emulator.lambda_runtime import FunctionSpec, extract_package
 
 
 def package(tmp_path: Path, source: str, module: str = "app") -> Path:

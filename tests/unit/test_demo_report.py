@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness import demo
+from harness.workflows import demo
 
 
 def finished_report() -> demo.DemoReport:

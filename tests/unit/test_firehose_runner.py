@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
-from harness import firehose_runner as fr
-from harness import runner_state
+from harness.emulator import firehose_runner as fr
+from harness.emulator import runner_state
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -21,7 +21,7 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.function_url import (
+from harness.emulator.function_url import (
     BODY_LIMIT_BYTES,
     INVALID_TOKEN,
     SIGNATURE_MISMATCH,
@@ -29,7 +29,7 @@ from harness.function_url import (
     check_sigv4,
     request_body_length,
 )
-from harness.lambda_runtime import FunctionSpec
+from harness.emulator.lambda_runtime import FunctionSpec
 from tests.unit.local_plane import LocalPlane, local_plane, package
 from tests.unit.test_lambda_runtime import raw_request
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness.lambda_runtime import (
+from harness.emulator.lambda_runtime import (
     EVENT_PAYLOAD_LIMIT_BYTES,
     REQUEST_PAYLOAD_LIMIT_BYTES,
     RESPONSE_PAYLOAD_LIMIT_BYTES,
@@ -283,7 +283,7 @@ def test_a_package_entry_outside_its_root_is_refused(tmp_path: Path) -> None:
 # ---- Function URLs: the HTTP request <-> payload format 2.0 mapping the daemon applies ------------------------------
 
 def url_event(**overrides: object) -> dict[str, object]:
-    from harness.function_url import function_url_event
+    from harness.emulator.function_url import function_url_event
 
     arguments: dict[str, object] = {
         "method": "POST", "raw_path": "/items_from_user", "raw_query": "limit=3&tag=a&tag=b",
@@ -322,13 +322,13 @@ def test_a_binary_body_is_base64_and_an_open_url_has_no_authorizer() -> None:
 
 
 def result(payload: object, error: bool = False) -> object:
-    from harness.lambda_runtime import InvocationResult
+    from harness.emulator.lambda_runtime import InvocationResult
 
     return InvocationResult("req", json.dumps(payload).encode(), "Unhandled" if error else None, "", 1.0)
 
 
 def test_a_function_url_response_is_mapped_as_lambda_does() -> None:
-    from harness.function_url import function_url_response
+    from harness.emulator.function_url import function_url_response
 
     status, headers, body = function_url_response(result(  # type: ignore[arg-type]
         {"statusCode": 404, "headers": {"X-Why": "missing"}, "body": '{"error": "no item"}', "cookies": ["s=1"]}))
@@ -347,7 +347,7 @@ def test_a_function_url_response_is_mapped_as_lambda_does() -> None:
 
 
 def test_function_names_are_read_from_every_form_lambda_accepts() -> None:
-    from harness.daemon import ApiError, function_name_from
+    from harness.emulator.daemon import ApiError, function_name_from
 
     for identifier in ("my-fn", "arn:aws:lambda:us-east-1:123456789012:function:my-fn",
                        "arn:aws:lambda:us-east-1:123456789012:function:my-fn:$LATEST", "123456789012:function:my-fn",

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from recsys import redrive as rd
 
 from components import policies
-from harness import firehose_runner
+from harness.emulator import firehose_runner
 
 NOW = datetime(2026, 11, 28, 13, 40, 12, tzinfo=UTC)
 ERRORS = "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
@@ -470,7 +470,7 @@ def test_harness_redrive_without_a_stack_says_to_bring_it_up_in_one_line(tmp_pat
 
 
 def test_the_cli_prints_poison_keys_whole_one_per_line() -> None:
-    from harness.commands.redrive import poison_lines
+    from harness.cli.redrive import poison_lines
 
     key = "errors/processing-failed/2026/11/28/12/" + "x" * 150
     report = {"poison_records": [{"key": key, "line": 4, "error_code": "Lambda.FunctionError", "reason": "r"}]}

@@ -29,8 +29,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from harness import firehose_runner as fr
-from harness import runner_state
+from harness.emulator import firehose_runner as fr
+from harness.emulator import runner_state
 from tests.unit.test_firehose_runner import FakeClock, Stack
 
 KILL_POINTS = ("get_records", "invoke", "put_before", "put_after", "save")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness import firehose_runner as fr
+from harness.emulator import firehose_runner as fr
 from tests.unit.test_firehose_runner import FakeClock, Processor, drain
 from tests.unit.test_firehose_runner import stack as stack  # noqa: F401 - the fixture
 

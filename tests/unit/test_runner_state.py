@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import runner_state as rs
+from harness.emulator import runner_state as rs
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/sessions"
 THEN = rs.StreamIdentity(ARN, "2026-12-01T10:00:00.123000+00:00")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.commands import stack
+from harness.cli import stack
 
 SERVICES = {
     "moto": {"host": "127.0.0.1", "port": 5001, "pid": 1, "log_path": "/x/moto.log"},
@@ -190,7 +190,7 @@ def test_a_password_with_every_awkward_character_logs_in_with_the_real_client(
 @pytest.fixture
 def stack_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
     """Write `Pulumi.<stack>.yaml` (in a temp dir, never the repository) for a throwaway stack; returns its name."""
-    from harness import program
+    from harness.emulator import program
 
     def write(config_yaml: str) -> str:
         path = tmp_path / "Pulumi.typo-test.yaml"
@@ -251,7 +251,7 @@ def test_up_with_a_config_typo_exits_2_with_one_line_and_starts_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack_file: Callable[[str], str]) -> None:
     from typer.testing import CliRunner
 
-    from harness import cli
+    from harness.cli import app as cli
 
     started = no_services(monkeypatch)
     name = stack_file("config:\n  recsys:topKk: '5'\n")
@@ -270,7 +270,7 @@ def test_up_with_a_config_typo_exits_2_with_one_line_and_starts_nothing(
 # ---- `down` leaves nothing of the stack's runner state behind ------------------------------------------------------
 
 def test_down_deletes_the_delivery_runners_checkpoints_and_counters_and_keeps_the_logs(tmp_path: Path) -> None:
-    from harness import daemon
+    from harness.emulator import daemon
 
     checkpoints = daemon.daemon_dir(tmp_path) / "firehose"
     checkpoints.mkdir(parents=True)

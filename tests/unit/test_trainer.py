@@ -15,7 +15,7 @@ import pytest
 from recsys.model import ServingModel
 from recsys.vectordb import parse_embeddings
 
-from harness.train import TrainConfig, TrainingDataError, read_ratings, train
+from harness.workflows.train import TrainConfig, TrainingDataError, read_ratings, train
 
 CITIES = [("NYC", "USA"), ("Boston", "USA"), ("Nantes", "France"), ("Lyon", "France"), ("Madrid", "Spain")]
 LINES = ["Classic Cars", "Motorcycles", "Planes", "Ships"]
@@ -141,8 +141,8 @@ def test_train_and_publish_reads_the_data_lake_and_publishes_to_the_artifacts_bu
         etl_output: Path, tmp_path: Path, moto_service: Any) -> None:
     import boto3
 
-    from harness import state
-    from harness.train import train_and_publish
+    from harness.emulator import state
+    from harness.workflows.train import train_and_publish
 
     s3 = boto3.client("s3", endpoint_url=moto_service.endpoint_url, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -168,7 +168,7 @@ def test_train_and_publish_reads_the_data_lake_and_publishes_to_the_artifacts_bu
 
 
 def test_train_and_publish_without_a_stack_says_to_bring_it_up(tmp_path: Path) -> None:
-    from harness.train import train_and_publish
+    from harness.workflows.train import train_and_publish
 
     with pytest.raises(TrainingDataError, match="run `python -m harness up` first"):
         train_and_publish(tmp_path)
@@ -179,7 +179,7 @@ def test_the_train_command_reports_a_missing_input_in_one_line_without_a_traceba
     import typer
     from typer.testing import CliRunner
 
-    from harness.commands import train as command
+    from harness.cli import train as command
 
     monkeypatch.setenv("RECSYS_LOCAL_DIR", str(tmp_path))
     app = typer.Typer()

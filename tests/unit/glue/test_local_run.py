@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness import etl as local
+from harness.workflows import etl as local
 
 CONNECTION = {"Connection": {"Name": "src", "ConnectionProperties": {
     "JDBC_CONNECTION_URL": "jdbc:mysql://127.0.0.1:3306/classicmodels", "SECRET_ID": "de-c1w4-source-db"}}}

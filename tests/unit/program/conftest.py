@@ -19,7 +19,7 @@ from components import packaging
 
 # Imported at collection on purpose: CPython 3.11.7 can report "AST constructor recursion depth mismatch" when pytest
 # first rewrites hypothesis at session end, after the Pulumi runs' worker threads have compiled modules.
-from harness.program import ProgramRun, RecordingMocks, run_program
+from harness.emulator.program import ProgramRun, RecordingMocks, run_program
 
 ProgramRunner = Callable[..., ProgramRun]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from components import packaging
 from components.artifacts import embeddings_version
 from components.etl_pipeline import GLUE_SCRIPT
-from harness.program import ProgramRun
+from harness.emulator.program import ProgramRun
 from tests.unit.program.conftest import OPTIONAL_FEATURES, ProgramRunner
 from tests.unit.program.test_security_policies import LAB_VARIANT
 

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness.commands import preview
+from harness.cli import preview
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_an_unknown_stack_is_one_clear_error_without_a_traceback(cli: typer.Type
 
 
 def test_a_bad_config_value_is_one_clear_error_without_a_traceback(cli: typer.Typer, tmp_path, monkeypatch) -> None:
-    from harness import program
+    from harness.emulator import program
 
     bad = tmp_path / "Pulumi.broken.yaml"
     bad.write_text("config:\n  recsys:topK: lots\n")

@@ -38,7 +38,7 @@ def test_lab_names_keep_the_prefix_and_add_the_stack(run: ProgramRunner) -> None
 
 
 def test_local_stack_config_file_runs(run: ProgramRunner, artifacts_dir: Path) -> None:
-    from harness.program import read_stack_config
+    from harness.emulator.program import read_stack_config
 
     settings = read_stack_config("local")
     settings["recsys:artifactsDir"] = str(artifacts_dir)
@@ -48,7 +48,7 @@ def test_local_stack_config_file_runs(run: ProgramRunner, artifacts_dir: Path) -
 
 def test_every_config_key_has_a_commented_example_in_the_dev_stack_file_and_a_row_in_the_docs() -> None:
     from components.config import KNOWN_KEYS
-    from harness.program import PROJECT_ROOT
+    from harness.emulator.program import PROJECT_ROOT
 
     dev_file = (PROJECT_ROOT / "Pulumi.dev.yaml").read_text()
     docs = (PROJECT_ROOT / "docs" / "program.md").read_text()
@@ -60,7 +60,7 @@ def test_every_config_key_has_a_commented_example_in_the_dev_stack_file_and_a_ro
 def test_a_missing_stack_file_names_the_stacks_that_exist(tmp_path: Path) -> None:
     import pytest
 
-    from harness.program import StackConfigFileError, read_stack_config
+    from harness.emulator.program import StackConfigFileError, read_stack_config
 
     with pytest.raises(StackConfigFileError, match=r"no stack config file Pulumi\.prod\.yaml for stack 'prod'.*"
                                                    r"Stacks with a config file: .*dev.*local"):
@@ -70,7 +70,7 @@ def test_a_missing_stack_file_names_the_stacks_that_exist(tmp_path: Path) -> Non
 def test_stack_files_give_strings_like_pulumi_and_refuse_encrypted_values(tmp_path: Path) -> None:
     import pytest
 
-    from harness.program import StackConfigFileError, read_stack_config
+    from harness.emulator.program import StackConfigFileError, read_stack_config
 
     plain = tmp_path / "Pulumi.plain.yaml"
     plain.write_text("config:\n  recsys:ephemeral: true\n  recsys:topK: 7\n  recsys:subnetIds: [subnet-a, subnet-b]\n")
@@ -93,7 +93,7 @@ def test_runs_in_one_process_do_not_see_each_other(run: ProgramRunner) -> None:
 def test_a_run_that_fails_half_way_does_not_break_the_next_run(run: ProgramRunner) -> None:
     import pytest
 
-    from harness.program import RecordingMocks, run_program
+    from harness.emulator.program import RecordingMocks, run_program
 
     class DatabaseCreationFails(RecordingMocks):
         def new_resource(self, args):  # type: ignore[no-untyped-def]

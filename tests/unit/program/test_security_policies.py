@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from components import policies
-from harness.program import ProgramRun, RecordedResource, is_secret_value, reveal
+from harness.emulator.program import ProgramRun, RecordedResource, is_secret_value, reveal
 from tests.unit.program.conftest import OPTIONAL_FEATURES, config_of, program_run
 
 LAB_VARIANT = {
