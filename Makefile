@@ -13,13 +13,16 @@ bootstrap: system-packages venv
 system-packages:
 	@$(PYTHON) -m harness.emulator.bootstrap system
 
-# Reinstall only when requirements.txt changed since the last install.
+# Reinstall only when requirements.txt or pyproject.toml changed since the last install. The repository itself is
+# installed in editable mode: the `harness` command, and every package importable without sys.path edits.
 venv:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@want=$$(sha256sum requirements.txt | cut -d' ' -f1); \
+	@want=$$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1); \
 	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
 		echo "==> installing pinned Python dependencies into $(VENV)"; \
-		$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt && echo "$$want" > $(STAMP); \
+		$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt && \
+		$(PY) -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps -e . && \
+		echo "$$want" > $(STAMP); \
 	fi
 
 lint: venv
