@@ -1,0 +1,46 @@
+"""How clients reach the local stack: the one place for the emulator's endpoint configuration and its credentials.
+
+The configuration is AWS's own environment variables (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, the region and
+the credentials), so boto3, the aws CLI and `harness.workflows.handle.AwsEndpoints.from_environment` read it unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.emulator import state as st
+from harness.emulator.services import RunningServices
+
+DEFAULT_REGION = "us-east-1"
+# The stack's credentials in the emulator: moto accepts any key; the control plane verifies SigV4 signatures made
+# with this pair (Function URLs with AWS_IAM auth). Not a secret: nothing outside this machine accepts them.
+ACCESS_KEY_ID = "testing"
+SECRET_ACCESS_KEY = "testing"
+SESSION_TOKEN = "testing"
+CREDENTIALS_ENV = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
+
+
+def region(state: st.State) -> str:
+    return str(state.get("region") or DEFAULT_REGION)
+
+
+def aws_environment(state_dir: Path, state: st.State | None = None) -> dict[str, str]:
+    """The variables that point an AWS client at this local stack: moto for every service, the control plane for the
+    APIs it answers itself (Lambda Invoke). Empty when the stack's services were never started."""
+    state = st.load_state(state_dir) if state is None else state
+    if not state.get("services"):
+        return {}
+    running = RunningServices.from_dict(state["services"])
+    env = {"AWS_ENDPOINT_URL": running.moto.endpoint_url, **CREDENTIALS_ENV,
+           "AWS_DEFAULT_REGION": region(state), "AWS_REGION": region(state)}
+    lambda_endpoint = (state.get("daemon") or {}).get("lambda_endpoint")
+    if lambda_endpoint:
+        env["AWS_ENDPOINT_URL_LAMBDA"] = str(lambda_endpoint)
+    return env
+
+
+def stack_outputs(state: st.State) -> dict[str, Any]:
+    """The deployed stack's outputs, secrets revealed, as `pulumi stack output --json --show-secrets` prints them."""
+    outputs = state.get("outputs") or {}
+    return {name: entry.get("value") if isinstance(entry, dict) else entry for name, entry in outputs.items()}
