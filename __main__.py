@@ -102,6 +102,9 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         "source_db_username": source_db.username,
         "source_db_password": pulumi.Output.secret(source_db.password),
         "source_db_secret_arn": source_db.secret_arn,
+        # Only when the program creates the source database: the function that seeds it (workflows invoke it, as the
+        # source database is private on AWS).
+        **({"source_seeder_function_name": source_db.seeder.name} if source_db.seeder is not None else {}),
     }
 
 

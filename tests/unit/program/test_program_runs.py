@@ -13,7 +13,7 @@ MORE_OUTPUTS = ("artifacts_bucket_id", "glue_job_name", "glue_catalog_database",
                 "transformation_function_name", "inference_function_name", "embeddings_loader_function_name",
                 "redrive_function_name",
                 "vector_db_name", "vector_db_secret_arn", "source_db_host", "source_db_port", "source_db_name",
-                "source_db_username", "source_db_password", "source_db_secret_arn")
+                "source_db_username", "source_db_password", "source_db_secret_arn", "source_seeder_function_name")
 
 
 def test_the_stack_exports_the_lab_outputs_and_the_architecture_outputs(run: ProgramRunner) -> None:
