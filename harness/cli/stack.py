@@ -444,7 +444,7 @@ def register(app: typer.Typer) -> None:
     def output(
         name: str | None = typer.Argument(None, help="One output's name; all outputs when omitted."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-        show_secrets: bool = typer.Option(False, "--show-secrets", help="Print secret values instead of [secret]."),
+        show_secrets: bool = typer.Option(False, "--show-secrets", help="Print secret values instead of \\[secret]."),
     ) -> None:
         """Print the stack outputs recorded by the last `up` (like `pulumi stack output`)."""
         state_dir = st.local_dir()
