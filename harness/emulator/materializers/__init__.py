@@ -9,7 +9,6 @@ unknown one.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import secrets
 import threading
@@ -185,10 +184,6 @@ def _zip(files: list[tuple[str, bytes]]) -> bytes:
             info.external_attr = 0o644 << 16
             archive.writestr(info, data)
     return buffer.getvalue()
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def load_all() -> None:
