@@ -80,7 +80,9 @@ class Context:
         self.region = region
         self.stack = stack
         self._daemon_url = daemon_url
-        self._session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+        from harness.emulator.endpoints import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+
+        self._session = boto3.session.Session(aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
                                               region_name=region)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
