@@ -1,6 +1,6 @@
 """Seeding the source database: generate the classicmodels-shaped rows and swap them into MySQL/MariaDB.
 
-The rows come from `lambda_src/recsys/classicmodels.py` (the same generator the `source-seeder` Lambda runs); this
+The rows come from `lambda_src/recsys/classicmodels/` (the same generator the `source-seeder` Lambda runs); this
 module only decides where they go and shows progress. The target is the stack's source: the program's source database
 (the `source_db_*` outputs, with its master user), the stack's own MariaDB before anything is deployed, or the external
 MySQL given to `up --source-url`, which is only overwritten when asked explicitly.
