@@ -260,7 +260,7 @@ def test_the_processor_gets_firehose_s_event_shape(stack: Any) -> None:
     ],
 )
 def test_a_response_firehose_would_reject_fails_the_whole_invocation(response: Any, code: str) -> None:
-    with pytest.raises(fr.InvalidProcessorResponse) as err:
+    with pytest.raises(fr.ProcessorError) as err:
         fr.check_response(["a", "b"], response)
     assert err.value.code == code
 

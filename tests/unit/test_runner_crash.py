@@ -362,13 +362,14 @@ def test_planned_kills_reach_every_point_write_many_objects_and_duplicate_only_w
 
 def _checkpoint_when_read(runner: fr.FirehoseRunner) -> None:
     """The checkpoint advances when a record is read into the processor buffer."""
-    accept = runner._accept
+    accept = runner.source.accept
 
-    def accept_and_checkpoint(shard_id: str, state: Any, record: Any) -> None:
-        accept(shard_id, state, record)
+    def accept_and_checkpoint(shard_id: str, state: Any, record: Any) -> fr.SourceRecord:
+        accepted = accept(shard_id, state, record)
         state.checkpoint = record["SequenceNumber"]
+        return accepted
 
-    runner._accept = accept_and_checkpoint  # type: ignore[method-assign]
+    runner.source.accept = accept_and_checkpoint  # type: ignore[method-assign]
 
 
 def _checkpoint_when_buffered_for_s3(runner: fr.FirehoseRunner) -> None:
@@ -376,7 +377,7 @@ def _checkpoint_when_buffered_for_s3(runner: fr.FirehoseRunner) -> None:
     for buffer in (runner._delivered, runner._errors):
         def add_and_mark(line: bytes, source: fr.SourceRecord, now: float, add: Any = buffer.add) -> None:
             add(line, source, now)
-            runner._mark_done(source)
+            runner.source.mark_done(source)
 
         buffer.add = add_and_mark  # type: ignore[method-assign]
 
