@@ -193,14 +193,14 @@ def ensure_services(state_dir: Path) -> tuple[svc.RunningServices, bool]:
 def _stop_daemon(state_dir: Path, *, with_databases: bool) -> bool:
     """Stop the daemon (it holds the old services' addresses; the next deploy starts it again). With `with_databases`
     also the local servers that stand for the program's RDS instances: when moto's state is gone, so are they."""
-    if importlib.util.find_spec("harness.emulator.daemon") is None:
+    if importlib.util.find_spec("harness.emulator.control_plane") is None:
         return False
-    daemon = importlib.import_module("harness.emulator.daemon")
+    daemon = importlib.import_module("harness.emulator.control_plane")
     if with_databases and hasattr(daemon, "stop"):
         daemon.stop(state_dir)
         return True
-    if hasattr(daemon, "stop_daemon"):
-        daemon.stop_daemon(state_dir)
+    if hasattr(daemon, "stop_process"):
+        daemon.stop_process(state_dir)
         return True
     return False
 
@@ -397,8 +397,8 @@ def register(app: typer.Typer) -> None:
         running = svc.RunningServices.from_dict(state["services"])
         healthy = svc.health(running)
         daemon_status: dict[str, Any] = {}
-        if importlib.util.find_spec("harness.emulator.daemon") is not None:
-            daemon = importlib.import_module("harness.emulator.daemon")
+        if importlib.util.find_spec("harness.emulator.control_plane") is not None:
+            daemon = importlib.import_module("harness.emulator.control_plane")
             if hasattr(daemon, "status"):
                 daemon_status = dict(daemon.status(state_dir))
         rows = [(name, getattr(running, name).pid, getattr(running, name).port, healthy[name])

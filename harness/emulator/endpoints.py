@@ -19,6 +19,8 @@ ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"
 SESSION_TOKEN = "testing"
 CREDENTIALS_ENV = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
+# What an AWS_IAM Function URL accepts (access key id -> secret): the stack's credentials, as `harness env` exports.
+SIGNING_CREDENTIALS = {ACCESS_KEY_ID: SECRET_ACCESS_KEY}
 
 
 def region(state: st.State) -> str:

@@ -5,9 +5,9 @@ answers data sources (caller identity, region, zones, subnets, S3 objects) from 
 
 - Every AWS resource goes through boto3 against moto, so botocore validates every parameter as it would for AWS.
 - RDS instances become local servers (PostgreSQL + pgvector, MariaDB) created with the program's generated passwords.
-- Lambda functions run in the daemon (`harness.emulator.daemon`, started here when it is not running): their real
-packages,
-  a Function URL served on 127.0.0.1, an `aws.lambda_.Invocation` run through the Lambda Invoke API.
+- Lambda functions run in the control plane (`harness.emulator.control_plane`, started here when it is not running):
+  their real packages, a Function URL served on 127.0.0.1, an `aws.lambda_.Invocation` run through the Lambda Invoke
+  API.
 - State: `state.json["resources"]` maps each URN to its id, inputs and outputs. A second deploy updates in place; a
   resource whose inputs did not change is left alone (so an Invocation re-runs only when its triggers or input change,
   and a RandomPassword keeps its value). Resources the program no longer declares are reported, not deleted.
@@ -31,7 +31,7 @@ import pulumi
 import pulumi.runtime
 from rich.console import Console
 
-from harness.emulator import daemon
+from harness.emulator import control_plane
 from harness.emulator import state as st
 from harness.emulator.materializers import REGISTRY, Context, MaterializeError, Prior, Request, load_all
 from harness.emulator.program import read_stack_config, reveal, run_program
@@ -274,7 +274,7 @@ def deploy(stack: str, state_dir: Path, services: RunningServices, *, console: C
     state = st.load_state(state_dir)
     config = local_config(read_stack_config(stack), state.get("source"), state_dir) | dict(config_overrides or {})
     region = config.get("aws:region") or "us-east-1"
-    daemon_info = daemon.start_daemon(state_dir, services, region=region)
+    daemon_info = control_plane.start(state_dir, services, region=region)
     context = Context(services=services, state_dir=state_dir, region=region, stack=stack,
                       daemon_url=lambda: daemon_info.url)
     prior: dict[str, Any] = dict(state.get("resources") or {})
@@ -297,7 +297,7 @@ def deploy(stack: str, state_dir: Path, services: RunningServices, *, console: C
         _record(state_dir, prior, mocks.applied)
         raise DeployError("deploy failed at " + "; ".join(dict.fromkeys(mocks.failures)))
     _record(state_dir, {}, mocks.applied)
-    daemon.DaemonClient(daemon_info.url).refresh()
+    control_plane.ControlPlaneClient(daemon_info.url).refresh()
     gone = sorted(set(prior) - set(mocks.applied))
     counts = Counter(applied.change for applied in mocks.applied.values())
     console.print(f"[bold]deployed[/bold] {len(mocks.applied)} resources in {time.monotonic() - started:.1f}s: "

@@ -1,4 +1,4 @@
-"""What a Lambda Function URL does with an HTTP request, as pure functions the daemon's URL servers call.
+"""What a Lambda Function URL does with an HTTP request, as pure functions the control plane's URL servers call.
 
 - `request_body_length`: the body's length from `Content-Length`, or the 4xx a Function URL answers instead: 400 for a
   value that is not a number of bytes, 413 for a body over Lambda's 6 MiB request quota (decided before the body is

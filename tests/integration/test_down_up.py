@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness.emulator import state as st
-from harness.emulator.daemon import DaemonClient, daemon_dir, read_daemon_info
+from harness.emulator.control_plane import ControlPlaneClient, control_plane_dir, read_info
 from harness.workflows import soak
 from harness.workflows import stream as streaming
 from harness.workflows.soak.run import Collector, ProducedLog, put_tracked
@@ -57,9 +57,9 @@ def harness(state_dir: Path, *args: str) -> None:
 
 
 def runner(state_dir: Path) -> dict[str, Any]:
-    info = read_daemon_info(state_dir)
+    info = read_info(state_dir)
     assert info is not None, "the control plane is not running"
-    streams = DaemonClient(info.url).status()["delivery_streams"]
+    streams = ControlPlaneClient(info.url).status()["delivery_streams"]
     assert len(streams) == 1, streams
     return dict(next(iter(streams.values())))
 
@@ -100,7 +100,7 @@ def test_after_down_and_up_every_record_is_read_and_delivered_and_the_counters_r
     assert first_counters["events_read"] == FIRST_WAVE
 
     harness(stack_dir, "down")
-    assert not daemon_dir(stack_dir).exists()  # checkpoints and counters went with the stack
+    assert not control_plane_dir(stack_dir).exists()  # checkpoints and counters went with the stack
     assert not st.state_path(stack_dir).exists()
     harness(stack_dir, "up")
     second, counters = send_and_collect(stack_dir, sessions(SECOND_WAVE, "after-up"))

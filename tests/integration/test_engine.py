@@ -32,7 +32,7 @@ import pulumi_random as random
 import pytest
 from rich.console import Console
 
-from harness.emulator import daemon, engine, services
+from harness.emulator import control_plane, engine, services
 from harness.emulator import state as st
 from harness.emulator.materializers.storage import moto_compatible_policy
 
@@ -89,7 +89,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, moto: services.MotoServic
         outputs = engine.deploy("local", state_dir, running, console=quiet())
         yield Deployed(state_dir, running, outputs, state_dir / "artifacts")
     finally:
-        daemon.stop(state_dir)
+        control_plane.stop(state_dir)
 
 
 @pytest.fixture()
@@ -100,7 +100,7 @@ def small_stack(tmp_path: Path, moto: services.MotoService, postgres_service: se
     state_dir = tmp_path / "state"
     st.update_state(state_dir, lambda s: s.update(stack="local", services=running.to_dict()))
     yield Deployed(state_dir, running, {}, tmp_path)
-    daemon.stop(state_dir)
+    control_plane.stop(state_dir)
 
 
 def handler_package(directory: Path, source: str) -> pulumi.FileArchive:
@@ -153,7 +153,7 @@ def test_functions_run_the_real_package_with_the_vector_db_wiring(deployed: Depl
         assert environment["VECTOR_DB_SECRET_ARN"] == deployed.value("vector_db_secret_arn")
         assert "VECTOR_DB_PASSWORD" not in environment
         sha256_hex = base64.b64decode(configuration["CodeSha256"]).hex()
-        package = daemon.code_store_dir(deployed.state_dir) / f"{sha256_hex}.zip"
+        package = control_plane.code_store_dir(deployed.state_dir) / f"{sha256_hex}.zip"
         with zipfile.ZipFile(package) as archive:
             assert f"{handler.split('.')[0]}.py" in archive.namelist() and "recsys/__init__.py" in archive.namelist()
 
@@ -197,7 +197,7 @@ def test_the_delivery_stream_reads_the_stream_and_calls_the_transformation_lambd
     assert f":function:{deployed.value('transformation_function_name')}" in parameters["LambdaArn"]
     assert {"NumberOfRetries", "BufferSizeInMBs", "BufferIntervalInSeconds"} <= set(parameters)
     assert parameters["NumberOfRetries"] == "2"
-    status = daemon.status(deployed.state_dir)
+    status = control_plane.status(deployed.state_dir)
     assert f"firehose {deployed.value('delivery_stream_name')} events_read" in status
 
 
@@ -212,9 +212,9 @@ def test_the_daemon_runs_the_delivery_stream_and_loses_no_record_when_the_proces
 
     key = f"firehose {deployed.value('delivery_stream_name')}"
     deadline = time.monotonic() + 180
-    status = daemon.status(deployed.state_dir)
+    status = control_plane.status(deployed.state_dir)
     while time.monotonic() < deadline:
-        status = daemon.status(deployed.state_dir)
+        status = control_plane.status(deployed.state_dir)
         if int(status[f"{key} records_delivered"]) + int(status[f"{key} records_failed"]) >= len(events):
             break
         time.sleep(1)
@@ -240,7 +240,7 @@ def test_the_inference_function_url_is_served_locally_and_wants_sigv4(deployed: 
     assert unsigned.value.code == 403
 
     function_name = deployed.value("inference_function_name")
-    client = daemon.DaemonClient(deployed.lambda_endpoint)
+    client = control_plane.ControlPlaneClient(deployed.lambda_endpoint)
     invocations_before = client.status()["functions"].get(function_name, {}).get("invocations", 0)
     request = botocore.awsrequest.AWSRequest(method="GET", url=f"{url}items_from_item?limit=2")
     botocore.auth.SigV4Auth(botocore.credentials.Credentials("testing", "testing"), "lambda", REGION).add_auth(request)
@@ -340,10 +340,10 @@ def test_an_invocation_runs_again_only_when_its_triggers_change(small_stack: Dep
 
     first = engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(), build=program("1"))
     engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(), build=program("1"))
-    invocations_unchanged = daemon.DaemonClient(small_stack.lambda_endpoint).status()["functions"][
+    invocations_unchanged = control_plane.ControlPlaneClient(small_stack.lambda_endpoint).status()["functions"][
         "engine-test-trigger"]["invocations"]
     engine.deploy("local", small_stack.state_dir, small_stack.running, console=quiet(), build=program("2"))
-    invocations_changed = daemon.DaemonClient(small_stack.lambda_endpoint).status()["functions"][
+    invocations_changed = control_plane.ControlPlaneClient(small_stack.lambda_endpoint).status()["functions"][
         "engine-test-trigger"]["invocations"]
 
     assert json.loads(first["result"]["value"]) == {"got": {"step": 1}, "region": REGION}
@@ -502,18 +502,18 @@ def test_the_daemon_is_reused_while_moto_is_the_same_and_replaced_when_moto_chan
                                         mariadb=mariadb)
 
     state_dir = tmp_path / "state"
-    checkpoints = daemon.daemon_dir(state_dir) / "firehose"
+    checkpoints = control_plane.control_plane_dir(state_dir) / "firehose"
     try:
-        first = daemon.start_daemon(state_dir, services_with_moto(9))
+        first = control_plane.start(state_dir, services_with_moto(9))
         checkpoints.mkdir(parents=True)
         (checkpoints / "stream.json").write_text("{}")
-        again = daemon.start_daemon(state_dir, services_with_moto(9))
-        replaced = daemon.start_daemon(state_dir, services_with_moto(10))
+        again = control_plane.start(state_dir, services_with_moto(9))
+        replaced = control_plane.start(state_dir, services_with_moto(10))
 
         assert again == first
         assert replaced.pid != first.pid and not (checkpoints / "stream.json").exists()
-        assert daemon.read_daemon_info(state_dir) == replaced
+        assert control_plane.read_info(state_dir) == replaced
         assert st.load_state(state_dir)["daemon"]["lambda_endpoint"] == replaced.url
     finally:
-        daemon.stop(state_dir)
-    assert daemon.read_daemon_info(state_dir) is None and "daemon" not in st.load_state(state_dir)
+        control_plane.stop(state_dir)
+    assert control_plane.read_info(state_dir) is None and "daemon" not in st.load_state(state_dir)

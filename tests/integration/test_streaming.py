@@ -429,7 +429,7 @@ def streaming_stack(tmp_path_factory: pytest.TempPathFactory, postgres_service: 
 
     from rich.console import Console
 
-    from harness.emulator import daemon, engine, services
+    from harness.emulator import control_plane, engine, services
     from harness.emulator import state as st
     from harness.workflows.seed import SeedTarget, seed_target
 
@@ -457,7 +457,7 @@ def streaming_stack(tmp_path_factory: pytest.TempPathFactory, postgres_service: 
     finally:
         from harness.emulator.materializers.databases import stop_instances
 
-        daemon.stop(state_dir)
+        control_plane.stop(state_dir)
         stop_instances(state_dir, remove_data=True)
         services.stop_moto(moto)
 

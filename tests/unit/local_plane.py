@@ -1,8 +1,9 @@
-"""A daemon's control plane serving throwaway functions, without moto: for tests of its HTTP faces (the Lambda Invoke
+"""A control plane serving throwaway functions, without moto: for tests of its HTTP faces (the gateway's Lambda Invoke
 API, Function URLs) and of what the delivery runner gets from `invoke_processor`.
 
 Functions are deployed straight into the plane's runtime (real worker processes); the plane's view of moto's
-configuration is replaced by those specs, so nothing here needs a running moto.
+configuration is replaced by those specs, so nothing here needs a running moto (requests the gateway passes on go to
+`moto_url`, by default a port nothing listens on).
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from harness.emulator import daemon
+from harness.emulator.control_plane import ApiError
+from harness.emulator.control_plane.gateway import JobRuns, gateway_handler
+from harness.emulator.control_plane.http_handler import HOST
+from harness.emulator.control_plane.plane import ControlPlane
 from harness.emulator.lambda_runtime import FunctionSpec, extract_package
 
 
@@ -30,40 +34,35 @@ def package(tmp_path: Path, source: str, module: str = "app") -> Path:
 
 @dataclass
 class LocalPlane:
-    plane: daemon.ControlPlane
+    plane: ControlPlane
     api_url: str
 
     def deploy(self, spec: FunctionSpec) -> None:
         self.plane.runtime.deploy(spec)
 
     def serve_function_url(self, function_name: str, auth_type: str = "AWS_IAM") -> str:
-        server = ThreadingHTTPServer((daemon.HOST, 0), daemon._function_url_handler(self.plane, function_name))
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        entry = daemon.FunctionUrlServer(function_name, auth_type, server, thread, "localurlid")
-        self.plane.function_urls[function_name] = entry
-        return entry.url
+        return self.plane.function_urls.serve(function_name, auth_type, "localurlid").url
 
     def invocations(self, function_name: str) -> int:
         return self.plane.runtime.counters[function_name].invocations
 
 
 @contextmanager
-def local_plane(state_dir: Path, region: str = "us-east-1") -> Iterator[LocalPlane]:
-    api = ThreadingHTTPServer((daemon.HOST, 0), daemon.BaseHTTPRequestHandler)
+def local_plane(state_dir: Path, region: str = "us-east-1", moto_url: str = "http://127.0.0.1:9",
+                job_runs: JobRuns | None = None) -> Iterator[LocalPlane]:
+    api = ThreadingHTTPServer((HOST, 0), BaseHTTPRequestHandler)
     api.daemon_threads = True
-    api_url = f"http://{daemon.HOST}:{api.server_address[1]}"
-    plane = daemon.ControlPlane(state_dir, "http://127.0.0.1:9", region, api_url)
+    api_url = f"http://{HOST}:{api.server_address[1]}"
+    plane = ControlPlane(state_dir, moto_url, region, api_url)
 
     def spec_of(name: str) -> FunctionSpec:
         spec = plane.runtime.spec(name)
         if spec is None:
-            raise daemon.ApiError(404, "ResourceNotFoundException", f"Function not found: {name}")
+            raise ApiError(404, "ResourceNotFoundException", f"Function not found: {name}")
         return spec
 
-    plane.function_spec = spec_of  # type: ignore[method-assign]
-    api.RequestHandlerClass = daemon._api_handler(plane)
+    plane.functions.function_spec = spec_of  # type: ignore[method-assign]
+    api.RequestHandlerClass = gateway_handler(plane, job_runs)
     thread = threading.Thread(target=api.serve_forever, daemon=True)
     thread.start()
     try:

@@ -280,7 +280,7 @@ def test_a_package_entry_outside_its_root_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.py").exists()
 
 
-# ---- Function URLs: the HTTP request <-> payload format 2.0 mapping the daemon applies ------------------------------
+# ---- Function URLs: the HTTP request <-> payload format 2.0 mapping the control plane applies --------------------
 
 def url_event(**overrides: object) -> dict[str, object]:
     from harness.emulator.function_url import function_url_event
@@ -347,7 +347,8 @@ def test_a_function_url_response_is_mapped_as_lambda_does() -> None:
 
 
 def test_function_names_are_read_from_every_form_lambda_accepts() -> None:
-    from harness.emulator.daemon import ApiError, function_name_from
+    from harness.emulator.control_plane import ApiError
+    from harness.emulator.control_plane.lambda_api import function_name_from
 
     for identifier in ("my-fn", "arn:aws:lambda:us-east-1:123456789012:function:my-fn",
                        "arn:aws:lambda:us-east-1:123456789012:function:my-fn:$LATEST", "123456789012:function:my-fn",
@@ -495,7 +496,7 @@ def test_an_oversized_processor_response_is_retried_then_every_record_is_in_the_
         local.deploy(FunctionSpec(name="transformation", handler="app.handler", timeout_s=60,
                                   code_dir=package(tmp_path, OVERSIZED_PROCESSOR)))
         clock = FakeClock()
-        runner = s.runner(local.plane.invoke_processor, clock)  # type: ignore[arg-type]
+        runner = s.runner(local.plane.functions.invoke_processor, clock)  # type: ignore[arg-type]
         s.put([b'{"session_id": "a"}', b'{"session_id": "b"}'])
         drain(runner, clock)
         invocations = local.invocations("transformation")

@@ -270,18 +270,18 @@ def test_up_with_a_config_typo_exits_2_with_one_line_and_starts_nothing(
 # ---- `down` leaves nothing of the stack's runner state behind ------------------------------------------------------
 
 def test_down_deletes_the_delivery_runners_checkpoints_and_counters_and_keeps_the_logs(tmp_path: Path) -> None:
-    from harness.emulator import daemon
+    from harness.emulator.control_plane import control_plane_dir
 
-    checkpoints = daemon.daemon_dir(tmp_path) / "firehose"
+    checkpoints = control_plane_dir(tmp_path) / "firehose"
     checkpoints.mkdir(parents=True)
     (checkpoints / "de-c1w4-delivery.json").write_text(
         '{"checkpoints": {"shardId-000000000000": "49650000000000000000000000000000000000000000000050"}, '
         '"counters": {"events_read": 50, "records_delivered": 50}}')
-    (daemon.daemon_dir(tmp_path) / "function_urls.json").write_text('{"inference": {"port": 40001}}')
+    (control_plane_dir(tmp_path) / "function_urls.json").write_text('{"inference": {"port": 40001}}')
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "daemon.log").write_text("kept\n")
 
     stack.bring_down(tmp_path)
 
-    assert not daemon.daemon_dir(tmp_path).exists()
+    assert not control_plane_dir(tmp_path).exists()
     assert (tmp_path / "logs" / "daemon.log").read_text() == "kept\n"

@@ -10,7 +10,7 @@ import base64
 import json
 from typing import Any
 
-from harness.emulator import daemon
+from harness.emulator import control_plane
 from harness.emulator.materializers import (
     Context,
     MaterializeError,
@@ -67,7 +67,7 @@ def function(context: Context, request: Request) -> Result:
     zip_bytes = _code_bytes(context, request, f"function {name}")
     if zip_bytes is None:
         raise MaterializeError(f"function {name}: no code (set code=pulumi.FileArchive(...) or s3_bucket/s3_key)")
-    code_sha = daemon.store_code(context.state_dir, zip_bytes)
+    code_sha = control_plane.store_code(context.state_dir, zip_bytes)
     configuration = _function_configuration(request, name)
     try:
         current = lambda_client.get_function_configuration(FunctionName=name)
@@ -133,7 +133,7 @@ def function_url(context: Context, request: Request) -> Result:
     except lambda_client.exceptions.ResourceNotFoundException:
         response = lambda_client.create_function_url_config(**parameters)
     # moto answers with an https://<id>.lambda-url... address nobody can reach; the daemon serves it on 127.0.0.1.
-    local_url = daemon.DaemonClient(context.daemon_url).register_function_url(str(function_name))
+    local_url = control_plane.ControlPlaneClient(context.daemon_url).register_function_url(str(function_name))
     url_id = str(response["FunctionUrl"]).split("//", 1)[-1].split(".", 1)[0]
     return Result(str(function_name), {"functionUrl": local_url, "urlId": url_id,
                                        "functionArn": response["FunctionArn"]})
@@ -166,7 +166,7 @@ def invocation(context: Context, request: Request) -> Result:
     deploy with the function's own error and log tail. The engine skips it when its triggers and input are unchanged."""
     function_name = str(request.get("functionName"))
     payload = request.get("input", "{}")
-    daemon.DaemonClient(context.daemon_url).refresh()
+    control_plane.ControlPlaneClient(context.daemon_url).refresh()
     response = context.client("lambda-invoke").invoke(**without_none({
         "FunctionName": function_name, "Payload": payload.encode("utf-8"), "LogType": "Tail",
         "Qualifier": request.get("qualifier")}))

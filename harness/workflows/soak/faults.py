@@ -124,7 +124,8 @@ def _cpu_ticks(pid: int) -> int | None:
 
 
 def daemon_status(state_dir: Path) -> dict[str, Any]:
-    from harness.emulator.daemon import DaemonClient, read_daemon_info
+    from harness.emulator.control_plane import ControlPlaneClient as DaemonClient
+    from harness.emulator.control_plane import read_info as read_daemon_info
 
     info = read_daemon_info(state_dir)
     if info is None:
@@ -133,7 +134,7 @@ def daemon_status(state_dir: Path) -> dict[str, Any]:
 
 
 def daemon_pid(state_dir: Path) -> int:
-    from harness.emulator.daemon import read_daemon_info
+    from harness.emulator.control_plane import read_info as read_daemon_info
 
     info = read_daemon_info(state_dir)
     if info is None:
@@ -160,7 +161,7 @@ def restart_daemon(state_dir: Path) -> int:
     """Start the control plane again for the stack's recorded services (as `harness up` does); its pid."""
     from harness.emulator import services
     from harness.emulator import state as st
-    from harness.emulator.daemon import start_daemon
+    from harness.emulator.control_plane import start as start_daemon
 
     state = st.load_state(state_dir)
     try:
@@ -295,7 +296,8 @@ class FaultInjector:
 
     def _runner_kill(self, fault: PlannedFault, outcome: FaultOutcome) -> None:
         # The delivery runner alone dies (the control plane lives on) and a fresh one resumes from its checkpoint.
-        from harness.emulator.daemon import DaemonClient, read_daemon_info
+        from harness.emulator.control_plane import ControlPlaneClient as DaemonClient
+        from harness.emulator.control_plane import read_info as read_daemon_info
 
         info = read_daemon_info(self.state_dir)
         if info is None:

@@ -1,0 +1,63 @@
+"""`python -m harness.emulator.control_plane --state-dir DIR --moto-url URL [--region R]`: one control-plane process
+(started by `harness.emulator.control_plane.start`, never by hand)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from harness.emulator.control_plane.gateway import gateway_handler
+from harness.emulator.control_plane.http_handler import HOST
+from harness.emulator.control_plane.plane import ControlPlane
+from harness.emulator.control_plane.process import ControlPlaneInfo, write_info
+
+
+def serve(state_dir: Path, moto_url: str, region: str, ready: Callable[[ControlPlaneInfo], None] | None = None
+          ) -> None:
+    server = ThreadingHTTPServer((HOST, 0), BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    port = server.server_address[1]
+    plane = ControlPlane(state_dir, moto_url, region, f"http://{HOST}:{port}")
+    server.RequestHandlerClass = gateway_handler(plane)
+    stop = threading.Event()
+    plane.start_background(stop)
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    info = ControlPlaneInfo(pid=os.getpid(), port=port)
+    write_info(state_dir, info, moto_url, region)
+    print(f"local control plane on {info.url} (moto {moto_url}, region {region})", flush=True)
+    if ready is not None:
+        ready(info)
+    try:
+        server.serve_forever()
+    finally:
+        plane.shutdown()
+        server.server_close()
+        print("local control plane stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.emulator.control_plane",
+                                     description="The local stack's control plane (started by `harness up`).")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--moto-url", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args(argv)
+    serve(args.state_dir.resolve(), args.moto_url, args.region)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
