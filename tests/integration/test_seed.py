@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from harness.emulator import services
 from harness.workflows import seed as seeding
 from harness.workflows.seed import classicmodels as cm
 
+DUMP_EXCERPT = Path(__file__).resolve().parents[1] / "fixtures" / "mysqlsampledatabase-excerpt.sql"
 # The columns of the public classicmodels sample (and the lab's ratings) as MariaDB reports them, written out here
 # independently of the DDL under test.
 EXPECTED_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
@@ -232,9 +235,51 @@ def test_the_seeder_lambda_seeds_from_its_environment_and_secret(
 
     assert result["counts"] == cm.generate(1, 3).counts()
     assert query(mariadb_service, "SELECT COUNT(*) FROM seeder_check.ratings") == [(result["counts"]["ratings"],)]
-    with pytest.raises(ValueError, match="only 'action', 'scale' and 'seed' are accepted"):
+    with pytest.raises(ValueError, match="only 'action', 'scale', 'seed', 'classicmodels_dump' are accepted"):
         seeder.handler({"scael": 2}, None)
+
+    # the lab's own dump, read from S3: its real rows replace the generated ones
+    boto3.client("s3").create_bucket(Bucket="seeder-test-artifacts")
+    boto3.client("s3").put_object(Bucket="seeder-test-artifacts", Key="seed/mysqlsampledatabase.sql",
+                                  Body=DUMP_EXCERPT.read_bytes())
+    result = seeder.handler({"action": "seed", "seed": 3, "classicmodels_dump": {
+        "bucket": "seeder-test-artifacts", "key": "seed/mysqlsampledatabase.sql"}}, None)
+
+    assert result["counts"] == cm.dataset_from_dump(DUMP_EXCERPT.read_bytes(), 3).counts()
+    assert query(mariadb_service, "SELECT customerNumber, customerName FROM seeder_check.customers "
+                                  "WHERE country LIKE 'Norway%'") == [(167, "Herkku Gifts")]
     query(mariadb_service, "DROP DATABASE seeder_check")
+
+
+def test_the_dumps_rows_load_into_the_lab_schema_as_they_are(mariadb_service: services.MariaDBService) -> None:
+    database = "seed_dump_check"
+    dataset = cm.dataset_from_dump(DUMP_EXCERPT.read_bytes(), 42)
+    conn = mariadb_service.connect()
+    try:
+        assert cm.load(conn, database, dataset) == dataset.counts()
+    finally:
+        conn.close()
+
+    assert query(mariadb_service, f"SELECT customerName, country, creditLimit FROM {database}.customers "
+                                  "WHERE customerNumber IN (167, 172) ORDER BY customerNumber") == [
+        ("Herkku Gifts", "Norway  ", Decimal("96800.00")), ("La Corne D'abondance, Co.", "France", Decimal("84300.00"))]
+    [(description,)] = query(mariadb_service, f"SELECT productDescription FROM {database}.products "
+                                              "WHERE productCode = 'S72_3212'")
+    assert "Includes a stand.\r\nMany extras" in description
+    assert query(mariadb_service, f"SELECT shippedDate, status FROM {database}.orders WHERE orderNumber = 10421") == [
+        (None, "In Process")]
+    # the Glue job's join: one row per rating, every rating a real ordered pair
+    [(joined, ratings)] = query(mariadb_service, f"""
+        SELECT (SELECT COUNT(*) FROM {database}.ratings r
+                JOIN {database}.customers c ON c.customerNumber = r.customerNumber
+                JOIN {database}.products p ON p.productCode = r.productCode),
+               (SELECT COUNT(*) FROM {database}.ratings)""")
+    assert joined == ratings == 22
+    assert query(mariadb_service, f"""
+        SELECT COUNT(*) FROM {database}.ratings r WHERE NOT EXISTS (
+            SELECT 1 FROM {database}.orders o JOIN {database}.orderdetails d ON d.orderNumber = o.orderNumber
+            WHERE o.customerNumber = r.customerNumber AND d.productCode = r.productCode)""") == [(0,)]
+    query(mariadb_service, f"DROP DATABASE {database}")
 
 
 @pytest.fixture

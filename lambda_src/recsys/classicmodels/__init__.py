@@ -17,12 +17,18 @@ Customers also order more of what they like, as real customers do, so ratings le
 into a staging database first, then all tables swapped in with one `RENAME TABLE`, so readers never see a half-loaded
 table and a failed load leaves the previous data in place.
 
+`dataset_from_dump(data, seed)` reads the public sample's own dump instead (`mysqlsampledatabase.sql`, the file lab
+users have): its real rows, plus ratings drawn around the same hidden preferences over the (customer, product) pairs its
+orders hold, so recommendations name the lab's products.
+
 Modules: `schema` (tables, columns, DDL, `Dataset`), `world` (what generated rows are drawn from), `ratings` (the hidden
-preferences), `generator` (`validate`, `generate`), `writer` (`load`). This package re-exports their public names.
+preferences), `generator` (`validate`, `generate`), `dump` (reading the sample's dump), `writer` (`load`). This package
+re-exports their public names.
 """
 
 from __future__ import annotations
 
+from recsys.classicmodels.dump import MAX_DUMP_BYTES, DumpError, dataset_from_dump, dump_ratings, parse_dump
 from recsys.classicmodels.generator import DEFAULT_SEED, MAX_SCALE, generate, validate
 from recsys.classicmodels.ratings import (
     LARGE_SCALE_BONUS,
@@ -34,6 +40,7 @@ from recsys.classicmodels.ratings import (
 )
 from recsys.classicmodels.schema import COLUMNS, DDL, SAMPLE_TABLES, TABLES, Dataset, Row, TableName
 from recsys.classicmodels.world import (
+    COUNTRY_REGION,
     FIRST_NAMES,
     FIRST_ORDER_DATE,
     LAST_NAMES,
@@ -60,11 +67,12 @@ from recsys.classicmodels.world import (
 from recsys.classicmodels.writer import RETIRED_SUFFIX, STAGING_SUFFIX, Progress, insert_statement, load
 
 __all__ = [
-    "COLUMNS", "DDL", "DEFAULT_SEED", "FIRST_NAMES", "FIRST_ORDER_DATE", "LARGE_SCALE_BONUS", "LAST_NAMES",
-    "LAST_ORDER_DATE", "LIKING_TO_BUYING", "LINE_BASE_PRICE", "LINE_DESCRIPTIONS", "LINE_NAME_PARTS", "LINE_SCALES",
-    "MAX_SCALE", "NAME_SUFFIXES", "NAME_WORDS", "NOISE_SD", "ORDER_COMMENTS", "ORDER_STATUSES", "PLACES",
-    "PRICE_AFFINITY", "PRODUCTS_PER_LINE", "PRODUCT_LINES", "REGION_LINE_AFFINITY", "RETIRED_SUFFIX", "SAMPLE_TABLES",
-    "SCALE_PRICE_FACTOR", "STAGING_SUFFIX", "STREETS", "TABLES", "TASTE_SD", "VENDORS", "Dataset", "Place",
-    "ProductLine", "Progress", "Region", "Row", "TableName", "Territory", "generate", "insert_statement", "load",
-    "validate",
+    "COLUMNS", "COUNTRY_REGION", "DDL", "DEFAULT_SEED", "Dataset", "DumpError", "FIRST_NAMES", "FIRST_ORDER_DATE",
+    "LARGE_SCALE_BONUS", "LAST_NAMES", "LAST_ORDER_DATE", "LIKING_TO_BUYING", "LINE_BASE_PRICE",
+    "LINE_DESCRIPTIONS", "LINE_NAME_PARTS", "LINE_SCALES", "MAX_DUMP_BYTES", "MAX_SCALE", "NAME_SUFFIXES",
+    "NAME_WORDS", "NOISE_SD", "ORDER_COMMENTS", "ORDER_STATUSES", "PLACES", "PRICE_AFFINITY", "PRODUCTS_PER_LINE",
+    "PRODUCT_LINES", "Place", "ProductLine", "Progress", "REGION_LINE_AFFINITY", "RETIRED_SUFFIX", "Region", "Row",
+    "SAMPLE_TABLES", "SCALE_PRICE_FACTOR", "STAGING_SUFFIX", "STREETS", "TABLES", "TASTE_SD", "TableName",
+    "Territory", "VENDORS", "dataset_from_dump", "dump_ratings", "generate", "insert_statement", "load",
+    "parse_dump", "validate",
 ]

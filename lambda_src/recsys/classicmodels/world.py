@@ -164,6 +164,11 @@ PLACES: tuple[Place, ...] = (
     Place("Japan", "Osaka", "Osaka", "999-9999", "asia_pacific", "Japan", 1),
 )
 
+# Each country's taste region (`recsys.classicmodels.ratings`), for customers of a real dump: every country of the
+# public sample is here.
+COUNTRY_REGION: dict[str, Region] = {place.country: place.region for place in PLACES}
+
+
 FIRST_NAMES = ("Carine", "Jean", "Peter", "Janine", "Jonas", "Susan", "Roland", "Julie", "Kwai", "Diego", "Christina",
                "Valarie", "Mary", "Eric", "Jeff", "Kelvin", "Juri", "Wendy", "Veysel", "Keith", "Isabel", "Martine",
                "Marie", "Jerry", "Michael", "Leslie", "Steve", "Yoshi", "Pascale", "Sue", "Georg", "Paolo", "Anna",
