@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from recsys import calibration, vectordb
 from recsys.vectordb import EmbeddingsFileError, QueryInputError
+from recsys.vectordb import exact as exact_search
 
 DIM = 32
 BUCKET = "ml-artifacts"
@@ -32,6 +33,16 @@ def embeddings_csv(ids: list[Any], vectors: np.ndarray) -> bytes:
 
 def random_vectors(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+
+
+def exact_scores(queries: np.ndarray, candidates: np.ndarray, metric: str) -> np.ndarray:
+    """The oracle: every candidate's score for each query in float64, as the SQL defines it (inner product, or cosine
+    similarity), independent of the float32 in-memory search under test."""
+    q, c = np.asarray(queries, dtype=np.float64), np.asarray(candidates, dtype=np.float64)
+    if metric == "cosine":
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+        c = c / np.linalg.norm(c, axis=1, keepdims=True)
+    return q @ c.T
 
 
 @pytest.fixture()
@@ -438,13 +449,14 @@ def test_items_for_users_ranks_by_inner_product_like_exact_search(
         monkeypatch: pytest.MonkeyPatch) -> None:
     env, ids, vectors = loaded_catalogue
     if search == "hnsw index":
-        monkeypatch.setattr(vectordb, "EXACT_SEARCH_MAX_ITEMS", 0)
+        monkeypatch.setattr(exact_search, "EXACT_SEARCH_MAX_ITEMS", 0)
     queries = random_vectors(8, 12)
     conn = vectordb.connect_from_env(env, ef_search=400)
+    assert (vectordb.item_catalogue(conn) is None) == (search == "hnsw index"), "the search the test names"
 
     got = vectordb.items_for_users(conn, queries, 10)
 
-    exact = vectordb.exact_scores(queries, vectors, "inner_product")
+    exact = exact_scores(queries, vectors, "inner_product")
     hits = 0
     for q, top in enumerate(got):
         expected = [ids[j] for j in np.argsort(-exact[q])[:10]]
@@ -462,8 +474,9 @@ def test_similar_items_ranks_by_cosine_excludes_the_item_and_gives_unknown_ids_a
         monkeypatch: pytest.MonkeyPatch) -> None:
     env, ids, vectors = loaded_catalogue
     if search == "hnsw index":
-        monkeypatch.setattr(vectordb, "EXACT_SEARCH_MAX_ITEMS", 0)
+        monkeypatch.setattr(exact_search, "EXACT_SEARCH_MAX_ITEMS", 0)
     conn = vectordb.connect_from_env(env, ef_search=400)
+    assert (vectordb.item_catalogue(conn) is None) == (search == "hnsw index"), "the search the test names"
     asked = ["S00007", "no-such-item", "S01234", "S00007"]
 
     got = vectordb.similar_items(conn, asked, 5)
@@ -472,7 +485,7 @@ def test_similar_items_ranks_by_cosine_excludes_the_item_and_gives_unknown_ids_a
     assert got[0] == got[3]
     for position in (0, 2):
         source = ids.index(asked[position])
-        exact = vectordb.exact_scores(vectors[[source]], vectors, "cosine")[0]
+        exact = exact_scores(vectors[[source]], vectors, "cosine")[0]
         exact[source] = -np.inf
         expected = [ids[j] for j in np.argsort(-exact)[:5]]
         assert asked[position] not in [i for i, _ in got[position]]
@@ -584,7 +597,7 @@ def test_the_loader_records_for_each_index_the_smallest_ef_search_that_reaches_t
     probe = vectordb.connect_from_env(database, ef_search=cosine["ef_search"])
     asked = item_ids(n)[:300:3]
     got = vectordb.similar_items(probe, asked, 10)
-    exact = vectordb.exact_scores(items[:300:3], items, "cosine")
+    exact = exact_scores(items[:300:3], items, "cosine")
     exact[np.arange(len(asked)), np.arange(0, 300, 3)] = -np.inf
     hits = sum(len({i for i, _ in top} & {item_ids(n)[j] for j in np.argsort(-row)[:10]})
                for top, row in zip(got, exact, strict=True))
@@ -594,7 +607,7 @@ def test_the_loader_records_for_each_index_the_smallest_ef_search_that_reaches_t
 def test_the_queries_search_with_the_calibrated_ef_search_unless_the_connection_pins_one(
         loaded_catalogue: tuple[dict[str, str], list[str], np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
     env, ids, _vectors = loaded_catalogue
-    monkeypatch.setattr(vectordb, "EXACT_SEARCH_MAX_ITEMS", 0)  # users -> items through the index, as for 1M items
+    monkeypatch.setattr(exact_search, "EXACT_SEARCH_MAX_ITEMS", 0)  # users -> items through the index, as for 1M items
     admin = vectordb.connect_from_env(env)
     with admin.cursor() as cur:
         cur.execute("UPDATE embedding_sources SET hnsw_search = %s WHERE table_name = 'item_emb'",
@@ -890,21 +903,6 @@ def test_arbitrary_lines_give_rows_or_an_embeddings_file_error_never_a_crash(lin
         list(vectordb.parse_embeddings(["id,embedding", *lines], id_type=id_type, source="f"))  # type: ignore[arg-type]
     except EmbeddingsFileError:
         pass
-
-
-def test_the_shared_connection_is_reused_and_reopened_once_closed(database: dict[str, str],
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in database.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(vectordb, "_shared", None)
-
-    first = vectordb.shared_connection()
-    assert vectordb.shared_connection() is first
-    first.close()
-    second = vectordb.shared_connection()
-
-    assert second is not first and not second.closed and second.autocommit
-    second.close()
 
 
 def test_a_reader_holding_a_transaction_open_makes_the_swap_give_up_cleanly(database: dict[str, str],

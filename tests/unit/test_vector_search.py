@@ -113,15 +113,20 @@ def test_top_k_is_the_k_best_columns_best_first_ties_to_the_lower_column(
 def test_exact_top_k_in_chunks_of_queries_gives_the_same_answer_and_never_the_excluded_row(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from recsys import vectordb
+    from recsys.vectordb import exact
 
     rng = np.random.default_rng(3)
     matrix = rng.normal(size=(700, 8)).astype(np.float32)
     queries = matrix[:50]
     whole_rows, whole_scores = vectordb.exact_top_k(queries, matrix, 5, exclude=np.arange(50))
-    monkeypatch.setattr(vectordb, "SCORE_CHUNK_PAIRS", 700 * 7)  # 7 queries per chunk
+    monkeypatch.setattr(exact, "SCORE_CHUNK_PAIRS", 700 * 7)  # 7 queries per chunk: exact_top_k reads it there
+    chunks: list[int] = []
+    select = exact.top_k_of
+    monkeypatch.setattr(exact, "top_k_of", lambda scores, k: chunks.append(len(scores)) or select(scores, k))
 
     rows, scores = vectordb.exact_top_k(queries, matrix, 5, exclude=np.arange(50))
 
+    assert chunks == [7] * 7 + [1], "the batch was scored in chunks"
     np.testing.assert_array_equal(rows, whole_rows)
     np.testing.assert_allclose(scores, whole_scores, rtol=1e-6)  # BLAS rounds differently per shape
     assert not (rows == np.arange(50)[:, None]).any()
