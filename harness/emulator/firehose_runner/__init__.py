@@ -20,6 +20,9 @@ control plane runs one `FirehoseRunner` per delivery stream. It follows the serv
   `YYYY/MM/DD/HH/`, UTC, from the oldest record's arrival time); failed records go under `ErrorOutputPrefix` (default
   `processing-failed/`) as Firehose's JSON (attemptsMade, arrivalTimestamp, errorCode, errorMessage,
   attemptEndingTimestamp, rawData, lambdaArn);
+- publishes the delivery stream's CloudWatch metrics where Firehose does (`metrics.py`: namespace `AWS/Firehose`,
+  dimension `DeliveryStreamName`) when given a CloudWatch client, from its own thread: a CloudWatch failure never holds
+  up or loses a record.
 
 It never drops a record (`counters.py`): `events_read == records_delivered + records_dropped + records_failed +
 records_buffered`, where delivered and failed count records written to S3; after a restart `events_read` restarts from

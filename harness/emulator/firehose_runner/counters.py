@@ -1,7 +1,8 @@
 """The Firehose runner's counters: what `stats()`, `harness status` and the state file show.
 
 Nothing is dropped: `events_read == records_delivered + records_dropped + records_failed + records_buffered`, where
-delivered and failed count records written to S3 (not when buffered).
+delivered and failed count records written to S3 (not when buffered). The CloudWatch metrics (`metrics.py`) count the
+same events as Firehose's own metrics do, per poll; these counters are the runner's running totals.
 """
 
 from __future__ import annotations
