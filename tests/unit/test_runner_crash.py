@@ -1,10 +1,10 @@
-"""The delivery runner killed at random points loses nothing, and writes a record twice only where Firehose's
+"""The Firehose runner killed at random points loses nothing, and writes a record twice only where Firehose's
 at-least-once contract allows it.
 
 A kill is a `Killed` (a BaseException, so no `except Exception` in the runner absorbs it) raised from
 `kinesis.get_records`, from the processor, before or after `s3.put_object`, or before the state is saved; a killed
-runner is abandoned without a flush and a new one is built from the same `state_path`, as the daemon would after a
-crash. Then the last runner drains and every record is reconciled by id against every object ever written:
+runner is abandoned without a flush and a new one is built from the same `state_path`, as the control plane would
+after a crash. Then the last runner drains and every record is reconciled by id against every object ever written:
 
 - a record the processor does not drop is written `1 + u` times, where `u` counts the writes of it by killed runners
   that the checkpoint file did not cover when they died (its sequence number was after the shard's saved checkpoint):
