@@ -1,15 +1,13 @@
 """`python -m harness bench [--quick] [--only NAME]`: run the benchmarks under `bench/` (what `make bench` calls).
 
-The work is `bench/run.py`'s (loaded from its file: `bench/` is a folder of scripts, not a package); this command adds
-the readable summary at the end: each benchmark's headline figure with its baseline and ratio, and the goals.
+The work is the `bench` package's (`bench.runner`; `python -m bench` is the same without this summary); this command
+adds the readable summary at the end: each benchmark's headline figures with their baseline and ratio, and the goals.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -17,50 +15,22 @@ from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-RUN_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+from bench import cli as bench_cli
+from bench import registry, runner
+from bench.registry import Benchmark, HeadlineRow
+from bench.render import fmt
+
+# Module level: Typer evaluates the annotations (which hold the help texts) in this module's globals.
+BENCHMARK_NAMES = ", ".join(registry.names())
 
 
-def load_bench_runner() -> ModuleType:
-    if "recsys_bench_run" in sys.modules:
-        return sys.modules["recsys_bench_run"]
-    spec = importlib.util.spec_from_file_location("recsys_bench_run", RUN_SCRIPT)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {RUN_SCRIPT}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["recsys_bench_run"] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
-def headline_rows(results: dict[str, Any], runner: ModuleType) -> list[tuple[str, str, str, str]]:
-    """(figure, ours, baseline, ratio) for the summary table: the keys the issue names."""
-    fmt, fmt_ratio = runner.fmt, runner.fmt_ratio
-    rows: list[tuple[str, str, str, str]] = []
-    streaming = results.get("streaming") or {}
-    for key in sorted(k for k in streaming if k.startswith("scale")):
-        s = streaming[key]
-        rows.append((f"streaming {key}: records/s", fmt(s.get("ours_records_per_s")),
-                     fmt(s.get("baseline_records_per_s")), fmt_ratio(s.get("ratio"))))
-    vectors = results.get("vectors") or {}
-    if vectors.get("load"):
-        load = vectors["load"]
-        rows.append((f"vectors load ({fmt(load.get('items'))}): vectors/s", fmt(load.get("copy_vectors_per_s")),
-                     fmt(load.get("insert_vectors_per_s")), fmt_ratio(load.get("ratio"))))
-    for key in sorted((k for k in vectors if k.startswith("items_")), key=lambda k: vectors[k]["items"]):
-        v = vectors[key]
-        rows.append((f"vectors {key}: p50 / p99 ms, recall@10, build s",
-                     f"{fmt(v.get('p50_ms'))} / {fmt(v.get('p99_ms'))}, {fmt(v.get('recall_at_10'))}, "
-                     f"{fmt(v.get('build_s'))}", "exact: recall 1", "–"))
-    batch = results.get("batch") or {}
-    for key in sorted((k for k in batch if k.startswith("scale")), key=lambda k: int(k[5:])):
-        b = batch[key]
-        rows.append((f"batch {key}: wall s ({fmt(b.get('rows'))} rows)", fmt(b.get("wall_s")),
-                     fmt(b.get("baseline_wall_s")), fmt_ratio(b.get("ratio"))))
-    stack = results.get("stack") or {}
-    if stack:
-        rows.append(("stack: harness up s", fmt(stack.get("up_s")), fmt(stack.get("services_s")),
-                     fmt_ratio(stack.get("up_vs_services"))))
-        rows.append(("stack: make demo s", fmt(stack.get("demo_s")), "–", "–"))
+def headline_rows(results: Mapping[str, Any], benchmarks: Sequence[Benchmark]) -> list[HeadlineRow]:
+    """(figure, ours, baseline, ratio) for the summary table: each benchmark's own headline figures, in run order."""
+    rows: list[HeadlineRow] = []
+    for benchmark in benchmarks:
+        section = results.get(benchmark.name)
+        if section and benchmark.headline:
+            rows += benchmark.headline(section)
     return rows
 
 
@@ -69,8 +39,8 @@ def register(app: typer.Typer) -> None:
     def bench(
         quick: bool = typer.Option(False, "--quick", help="CI sizes: proves every benchmark runs (minutes, not hours)"),
         only: Annotated[list[str] | None, typer.Option(
-            "--only", help="Run only this benchmark (streaming, vectors, batch, stack); repeatable. Other sections of "
-                           "the results file are kept.")] = None,
+            "--only", help=f"Run only this benchmark ({BENCHMARK_NAMES}); repeatable. Other sections of the "
+                           "results file are kept.")] = None,
         out_dir: Annotated[Path | None, typer.Option(
             "--out-dir", help="Where results.json and RESULTS.md go (default bench/; --quick: .build/bench-quick/).")
         ] = None,
@@ -84,15 +54,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the benchmarks (median of 5 runs after a warm-up, with spread) and write bench/RESULTS.md."""
         console = Console(stderr=True)
-        runner = load_bench_runner()
         try:
-            names = runner.parse_names(only)
-            extra = runner.parse_extra_args(args)
-            profiled = runner.parse_names(profile) if profile else []
+            selected = bench_cli.parse_names(only)
+            extra = bench_cli.parse_extra_args(args)
+            profiled = bench_cli.parse_names(profile) if profile else []
         except ValueError as err:
             console.print(f"[red]error:[/red] {escape(str(err))}")
             raise typer.Exit(2) from None
-        outcome = runner.run_all(names, quick=quick, out_dir=out_dir, extra_args=extra, profile=profiled,
+        outcome = runner.run_all(selected, quick=quick, out_dir=out_dir, extra_args=extra, profile=profiled,
                                  say=lambda text: console.print(f"[bold cyan]{escape(text)}[/bold cyan]"))
 
         table = Table(title="benchmarks" + (" (quick: CI sizes)" if quick else ""), title_justify="left")
@@ -100,7 +69,7 @@ def register(app: typer.Typer) -> None:
             ("figure", "left"), ("ours", "right"), ("baseline", "right"), ("ratio", "right"))
         for column, justify in columns:
             table.add_column(column, justify=justify)
-        for row in headline_rows(outcome.results, runner):
+        for row in headline_rows(outcome.results, registry.benchmarks()):
             table.add_row(*(escape(cell) for cell in row))
         out = Console()
         out.print(table)
@@ -109,7 +78,7 @@ def register(app: typer.Typer) -> None:
             goals.add_column(column)
         colour = {"met": "green", "missed": "red", "not measured": "yellow"}
         for goal in outcome.results.get("goals") or []:
-            goals.add_row(escape(goal["label"]), goal["target"], runner.fmt(goal["value"]),
+            goals.add_row(escape(goal["label"]), goal["target"], fmt(goal["value"]),
                           f"[{colour[goal['status']]}]{goal['status']}[/]")
         out.print(goals)
         for name, seconds in outcome.seconds.items():

@@ -334,8 +334,12 @@ def _run_as(argv: list[str], os_user: pwd.struct_passwd | None, *, what: str, lo
         raise ServiceError("postgres", f"{what} failed (exit {result.returncode})", log_path)
 
 
-def start_postgres(base_dir: Path, *, log_dir: Path | None = None, password: str | None = None) -> PostgresService:
-    """initdb (first time only) and start PostgreSQL on a free 127.0.0.1 port, TCP only, password authentication."""
+def start_postgres(base_dir: Path, *, log_dir: Path | None = None, password: str | None = None,
+                   settings: Mapping[str, str] | None = None) -> PostgresService:
+    """initdb (first time only) and start PostgreSQL on a free 127.0.0.1 port, TCP only, password authentication.
+
+    `settings` are server parameters over the defaults (`max_connections`, `shared_buffers`), e.g. a benchmark's
+    larger shared_buffers."""
     bin_dir = postgres_bin_dir()
     data_dir = (base_dir / "postgres").resolve()
     log_path = ((log_dir or base_dir) / "postgres.log").resolve()
@@ -373,8 +377,9 @@ def start_postgres(base_dir: Path, *, log_dir: Path | None = None, password: str
 
     for _ in range(3):
         port = free_port()
+        parameters = {"max_connections": "100", "shared_buffers": "64MB", **(settings or {})}
         server_options = (f"-c listen_addresses={HOST} -p {port} -c unix_socket_directories='' "
-                          "-c max_connections=100 -c shared_buffers=64MB")
+                          + " ".join(f"-c {name}={value}" for name, value in parameters.items()))
         try:
             _run_as([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(log_path), "-w", "-t",
                      str(int(START_TIMEOUT_S)), "-o", server_options, "start"],

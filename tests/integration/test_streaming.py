@@ -403,12 +403,13 @@ def test_every_session_sent_comes_out_once_even_when_the_database_goes_away_mid_
 
 
 def test_the_streaming_benchmark_runs_at_its_quick_size() -> None:
-    """Proves bench/streaming.py still works end to end; its numbers are not judged here (shared, noisy machines)."""
+    """Proves bench/benchmarks/streaming.py still works end to end; its numbers are not judged here (shared, noisy
+    machines)."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, str(root / "bench" / "streaming.py"), "--quick"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "bench.benchmarks.streaming", "--quick"], capture_output=True,
                           text=True, timeout=600, cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
@@ -416,7 +417,7 @@ def test_the_streaming_benchmark_runs_at_its_quick_size() -> None:
     for key in ("ours_records_per_s", "baseline_records_per_s", "ratio"):
         assert scale1[key] > 0, key
     assert scale1["items"] == 110 and scale1["batch_size"] == 500
-    assert {"cores", "memory_mb", "cpu"} <= set(result["machine"])
+    assert {"cores", "memory_mb", "cpu_model"} <= set(result["machine"])
 
 
 # ---- end to end through the local stack: the engine's deployment, the daemon's runner and Lambda workers -----------
@@ -425,21 +426,16 @@ def streaming_stack(tmp_path_factory: pytest.TempPathFactory, postgres_service: 
                     mariadb_service: Any) -> Iterator[Any]:
     """The real program deployed by the engine into its own moto, the session's PostgreSQL and MariaDB; the source is
     the seeder's data (scale 1, seed 42) and the artifacts the trainer's layout for it (fixed random weights)."""
-    import importlib.util
     import io
 
     from rich.console import Console
 
+    from bench.benchmarks import streaming as bench
     from harness.emulator import control_plane, engine, services
     from harness.emulator import state as st
     from harness.workflows.seed import SeedTarget, seed_target
 
     base = tmp_path_factory.mktemp("streaming-stack")
-    spec = importlib.util.spec_from_file_location("bench_streaming", Path(__file__).parents[2] / "bench" /
-                                                  "streaming.py")
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     bench.write_artifacts(base / "artifacts", 1)
     database = f"stream_{uuid.uuid4().hex[:8]}"
     seed_target(SeedTarget(mariadb_service.host, mariadb_service.port, mariadb_service.user,

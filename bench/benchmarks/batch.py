@@ -1,16 +1,15 @@
 """Batch benchmark: the deployed Glue script on local Spark at seeder scales 1, 10 and 100.
 
-    python bench/batch.py [--quick] [--scales 1,10,100] [--runs 5]
+    python -m bench.benchmarks.batch [--quick] [--scales 1,10,100] [--runs 5]
 
 For each scale, on a throwaway MariaDB and moto server (temp dirs, free ports, `harness.emulator.services`): the
-source is seeded
-by `harness.workflows.seed` (the classicmodels-shaped data at that scale), the Glue job is set up in the emulator as
-the program
-deploys it (script in a scripts bucket, JDBC connection whose credentials are in Secrets Manager, default arguments),
-and `harness.workflows.etl.run_job` runs it the way `harness etl run` does: local[2] Spark in a child process, MariaDB
-Connector/J, staged publish to the data lake bucket and the catalog. One warm-up run, then `--runs` measured runs (each
-a re-run over the previous output: the steady state of a nightly job). Per run: wall time, rows written, partitions,
-and the Parquet files under the target prefix.
+source is seeded by `harness.workflows.seed` (the classicmodels-shaped data at that scale), the Glue job is set up in
+the emulator as the program deploys it (script in a scripts bucket, JDBC connection whose credentials are in Secrets
+Manager, default arguments), and the ETL workflow (`harness.workflows.etl`, called from `run_etl` alone) runs it the
+way `harness etl run` does: local[2] Spark in a child process, MariaDB Connector/J, staged publish to the data lake
+bucket and the catalog. One warm-up run, then `--runs` measured runs (each a re-run over the previous output: the
+steady state of a nightly job). Per run: wall time, rows written, partitions, and the Parquet files under the target
+prefix.
 
 Baseline, measured in the same process: the same join executed by MariaDB itself and streamed to a client (no Spark,
 no Parquet, no publish). The ratio says what the platform's batch path costs over the bare query.
@@ -23,22 +22,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT, ROOT / "lambda_src"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from bench.registry import RUNS, Benchmark, HeadlineRow, register
+from bench.render import command_line, fmt, fmt_ratio, fmt_spread, table
+from bench.stats import ratio, spread
+from harness.emulator import endpoints
+from harness.workflows.handle import AwsEndpoints, StackHandle
 
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "glue_scripts" / "ratings_etl.py"
 TARGET_PREFIX = "ratings-ml-training/"
 CATALOG_TABLE = "ratings_ml_training"
@@ -54,18 +53,23 @@ WHERE r.productRating BETWEEN 1 AND 5
 Say = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class GlueSetup:
-    endpoint: Any  # harness.workflows.etl.AwsEndpoint
-    job_name: str
-    datalake: str
+def emulator_endpoints(moto_url: str) -> AwsEndpoints:
+    """The benchmark's own moto server, with the local stack's region and credentials."""
+    return AwsEndpoints.from_environment({"AWS_ENDPOINT_URL": moto_url, "AWS_REGION": endpoints.DEFAULT_REGION,
+                                          **endpoints.CREDENTIALS_ENV})
 
 
-def deploy_job(endpoint: Any, maria: Any, database: str) -> GlueSetup:
-    """The Glue job, connection, secret and buckets, as the program creates them (see docs/ARCHITECTURE.md)."""
+def deploy_job(aws: AwsEndpoints, maria: Any, database: str) -> StackHandle:
+    """The Glue job, connection, secret and buckets, as the program creates them (see docs/ARCHITECTURE.md); the
+    stack's outputs name them as the program's do."""
     suffix = uuid.uuid4().hex[:8]
-    s3, glue, secrets = endpoint.client("s3"), endpoint.client("glue"), endpoint.client("secretsmanager")
-    scripts, datalake = f"bench-scripts-{suffix}", f"bench-datalake-{suffix}"
+    stack = StackHandle(name=f"bench-batch-{suffix}", aws=aws, outputs={
+        "scripts_bucket_id": f"bench-scripts-{suffix}", "data_lake_bucket_id": f"bench-datalake-{suffix}",
+        "glue_catalog_database": f"bench_catalog_{suffix}", "glue_connection_name": f"bench-source-{suffix}",
+        "glue_job_name": f"bench-etl-{suffix}"})
+    scripts, datalake = stack.output("scripts_bucket_id"), stack.output("data_lake_bucket_id")
+    catalog, connection = stack.output("glue_catalog_database"), stack.output("glue_connection_name")
+    s3, glue, secrets = stack.client("s3"), stack.client("glue"), stack.client("secretsmanager")
     for bucket in (scripts, datalake):
         s3.create_bucket(Bucket=bucket)
     key = "glue/ratings_etl-bench.py"
@@ -74,41 +78,48 @@ def deploy_job(endpoint: Any, maria: Any, database: str) -> GlueSetup:
     secrets.create_secret(Name=secret, SecretString=json.dumps({
         "engine": "mysql", "host": maria.host, "port": maria.port, "dbname": database, "username": maria.user,
         "password": maria.password}))
-    catalog = f"bench_catalog_{suffix}"
     glue.create_database(DatabaseInput={"Name": catalog})
-    connection = f"bench-source-{suffix}"
     glue.create_connection(ConnectionInput={"Name": connection, "ConnectionType": "JDBC", "ConnectionProperties": {
         "JDBC_CONNECTION_URL": f"jdbc:mysql://{maria.host}:{maria.port}/{database}", "SECRET_ID": secret,
         "JDBC_ENFORCE_SSL": "false"}})
-    job = f"bench-etl-{suffix}"
     glue.create_job(
-        Name=job, Role="arn:aws:iam::123456789012:role/bench-glue", GlueVersion="5.0", Timeout=120,
-        Command={"Name": "glueetl", "PythonVersion": "3", "ScriptLocation": f"s3://{scripts}/{key}"},
+        Name=stack.output("glue_job_name"), Role="arn:aws:iam::123456789012:role/bench-glue", GlueVersion="5.0",
+        Timeout=120, Command={"Name": "glueetl", "PythonVersion": "3", "ScriptLocation": f"s3://{scripts}/{key}"},
         Connections={"Connections": [connection]},
         DefaultArguments={"--job-language": "python", "--connection_name": connection, "--catalog_database": catalog,
                           "--catalog_table": CATALOG_TABLE, "--target_path": f"s3://{datalake}/{TARGET_PREFIX}"},
     )
-    return GlueSetup(endpoint, job, datalake)
+    return stack
 
 
-def parquet_files(setup: GlueSetup) -> int:
-    s3 = setup.endpoint.client("s3")
+def run_etl(stack: StackHandle, state_dir: Path) -> Mapping[str, Any]:
+    """One run of the stack's Glue job by the ETL workflow, as `harness etl run` does it: the run's summary (rows,
+    partitions, objects_published); raises when the run did not succeed. The benchmark's only call into
+    `harness.workflows.etl` (imported here: a change of that module touches this function alone)."""
+    from harness.workflows import etl
+
+    record = etl.run_job(etl.AwsEndpoint(str(stack.aws.default_url)), str(stack.output("glue_job_name")), state_dir)
+    if record.JobRunState != "SUCCEEDED" or record.Summary is None:
+        raise RuntimeError(f"Glue run {record.Id} {record.JobRunState}: {record.ErrorMessage} (log {record.LogPath})")
+    return record.Summary
+
+
+def parquet_files(stack: StackHandle) -> int:
+    s3 = stack.client("s3")
     count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=setup.datalake, Prefix=TARGET_PREFIX):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.output("data_lake_bucket_id"),
+                                                         Prefix=TARGET_PREFIX)
+    for page in pages:
         count += sum(1 for o in page.get("Contents", []) if o["Key"].endswith(".parquet"))
     return count
 
 
-def run_glue_once(setup: GlueSetup, state_dir: Path) -> dict[str, Any]:
-    from harness.workflows import etl
-
+def run_glue_once(stack: StackHandle, state_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    record = etl.run_job(setup.endpoint, setup.job_name, state_dir)
+    summary = run_etl(stack, state_dir)
     wall = time.perf_counter() - started
-    if record.JobRunState != "SUCCEEDED" or record.Summary is None:
-        raise RuntimeError(f"Glue run {record.Id} {record.JobRunState}: {record.ErrorMessage} (log {record.LogPath})")
-    return {"wall_s": wall, "rows": int(record.Summary["rows"]), "partitions": int(record.Summary["partitions"]),
-            "objects_published": int(record.Summary.get("objects_published", 0)), "output_files": parquet_files(setup)}
+    return {"wall_s": wall, "rows": int(summary["rows"]), "partitions": int(summary["partitions"]),
+            "objects_published": int(summary.get("objects_published", 0)), "output_files": parquet_files(stack)}
 
 
 def run_join_once(maria: Any, database: str) -> tuple[float, int]:
@@ -127,12 +138,7 @@ def run_join_once(maria: Any, database: str) -> tuple[float, int]:
         conn.close()
 
 
-def spread(values: list[float]) -> dict[str, Any]:
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3),
-            "runs": len(values)}
-
-
-def bench_scale(scale: int, *, runs: int, warmup: bool, work: Path, maria: Any, endpoint: Any, say: Say
+def bench_scale(scale: int, *, runs: int, warmup: bool, work: Path, maria: Any, aws: AwsEndpoints, say: Say
                 ) -> dict[str, Any]:
     from harness.workflows.seed import SeedTarget, seed_target
 
@@ -140,15 +146,15 @@ def bench_scale(scale: int, *, runs: int, warmup: bool, work: Path, maria: Any, 
     say(f"scale {scale}: seeding {database}")
     seeded = seed_target(SeedTarget(maria.host, maria.port, maria.user, maria.password, database, external=False),
                          scale=scale)
-    setup = deploy_job(endpoint, maria, database)
+    stack = deploy_job(aws, maria, database)
     state_dir = work / f"state-{scale}"
     if warmup:
         say(f"scale {scale}: Glue warm-up run")
-        run_glue_once(setup, state_dir)
+        run_glue_once(stack, state_dir)
     measured = []
     for i in range(runs):
         say(f"scale {scale}: Glue run {i + 1}/{runs}")
-        measured.append(run_glue_once(setup, state_dir))
+        measured.append(run_glue_once(stack, state_dir))
     rows = {m["rows"] for m in measured}
     if len(rows) != 1:
         raise RuntimeError(f"scale {scale}: the runs wrote different row counts {sorted(rows)} from the same source")
@@ -167,7 +173,7 @@ def bench_scale(scale: int, *, runs: int, warmup: bool, work: Path, maria: Any, 
         "objects_published": measured[-1]["objects_published"],
         "wall_s": wall["median"], "rows_per_s": round(ours_rate, 1), "wall_spread": wall,
         "baseline_wall_s": base["median"], "baseline_rows_per_s": round(base_rate, 1), "baseline_spread": base,
-        "ratio": round(ours_rate / base_rate, 4), "warmup": warmup,
+        "ratio": ratio(ours_rate, base_rate, digits=4), "warmup": warmup,
     }
 
 
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         scales = [int(s) for s in (args.scales or ("1" if args.quick else "1,10,100")).split(",")]
     except ValueError:
         parser.error("--scales takes comma-separated integers, e.g. --scales 1,10,100")
-    runs = args.runs or (1 if args.quick else 5)
+    runs = args.runs or (1 if args.quick else RUNS)
     if runs < 1 or any(s < 1 for s in scales):
         parser.error("--runs and every scale must be at least 1")
 
@@ -189,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench batch] {message}", file=sys.stderr, flush=True)
 
     from harness.emulator import services
-    from harness.workflows import etl
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
@@ -199,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             maria = services.start_mariadb(work / "maria")
             try:
-                endpoint = etl.AwsEndpoint(moto.endpoint_url)
+                aws = emulator_endpoints(moto.endpoint_url)
                 for scale in scales:
                     r = results[f"scale{scale}"] = bench_scale(scale, runs=runs, warmup=not args.quick, work=work,
-                                                               maria=maria, endpoint=endpoint, say=say)
+                                                               maria=maria, aws=aws, say=say)
                     say(f"scale {scale}: {r['rows']:,} rows in {r['wall_s']:.1f} s ({r['rows_per_s']:,.0f} rows/s), "
                         f"{r['partitions']:,} partitions, {r['output_files']:,} files; MariaDB join "
                         f"{r['baseline_wall_s']:.2f} s")
@@ -213,6 +218,45 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({**results, "quick": args.quick, "runs": runs,
                       "date": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2))
     return 0
+
+
+# ---- its section of results.json (the document's own keys) and RESULTS.md ------------------------------------------
+def _scales(section: Mapping[str, Any]) -> list[str]:
+    return sorted((k for k in section if k.startswith("scale")), key=lambda k: int(k[5:]))
+
+
+def render(section: Mapping[str, Any]) -> list[str]:
+    lines = ["", "## Batch: the Glue script on local Spark", "",
+             "The deployed script run by `harness.workflows.etl.run_job` (local[2] Spark, MariaDB source over "
+             "JDBC, "
+             "publish to S3 in the emulator) at seeder scales. Baseline: the same join run by MariaDB itself and "
+             "read to a client (no Spark, no Parquet, no publish): what the work costs without the platform.", ""]
+    lines += command_line(section)
+    rows = []
+    for key in _scales(section):
+        b = section[key]
+        rows.append((f"scale {key[5:]}: {fmt(b.get('rows'))} rows, {fmt(b.get('partitions'))} partitions, "
+                     f"{fmt(b.get('output_files'))} files", f"{fmt(b.get('wall_s'))} s "
+                     f"({fmt(b.get('rows_per_s'))} rows/s)", f"{fmt(b.get('baseline_wall_s'))} s "
+                     f"({fmt(b.get('baseline_rows_per_s'))} rows/s)", fmt_ratio(b.get("ratio")),
+                     fmt_spread(b.get("wall_spread"), " s")))
+    return lines + table(("workload", "ours (wall, rows/s)", "baseline (wall, rows/s)", "ratio (rows/s)",
+                          "ours spread"), rows)
+
+
+def headline(section: Mapping[str, Any]) -> list[HeadlineRow]:
+    return [(f"batch {key}: wall s ({fmt(section[key].get('rows'))} rows)", fmt(section[key].get("wall_s")),
+             fmt(section[key].get("baseline_wall_s")), fmt_ratio(section[key].get("ratio")))
+            for key in _scales(section)]
+
+
+BENCHMARK = register(Benchmark(
+    name="batch",
+    measures="the deployed Glue script on local Spark at seeder scales (wall time, rows/s, partitions, files) "
+             "against the same join run by MariaDB and read to a client",
+    main=main, full_args=("--runs", str(RUNS)), quick_args=("--quick",), timeout_s=7200,
+    render=render, headline=headline, profile_focus=run_glue_once,
+))
 
 
 if __name__ == "__main__":

@@ -12,51 +12,75 @@ catalogue's item embeddings loaded by `recsys.vectordb` (HNSW indexes). The data
 given scale (scale 1: 110 products; 100: 11,000) and sessions from `recsys.events`; the serving bundle has the
 trainer's shape with fixed random weights (speed does not depend on what the weights learned).
 
-`python bench/streaming.py [--quick] [--scales 1,100] [--runs N]` prints JSON: per scale, the median records/s of each
-path over N runs after a warm-up, their spread, and the ratio. `--quick` is the CI size: it proves the benchmark runs.
+`python -m bench.benchmarks.streaming [--quick] [--scales 1,100] [--runs N]` prints JSON: per scale, the median
+records/s of each path over N runs after a warm-up, their spread, and the ratio. `--quick` is the CI size: it proves
+the benchmark runs.
 """
 
 from __future__ import annotations
 
 import os
 
-# One core for our side: numpy's BLAS would otherwise spread the batch's small matrix products over every core.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-# The functions log one INFO line per batch to stdout, where this script writes its JSON.
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+from bench.machine import one_core_for_numpy
+
+if __name__ == "__main__":
+    # This is the benchmark's own process (imported by the runner, the module changes nothing): one core for our side,
+    # set before numpy loads, or its BLAS spreads the batch's small matrix products over every core.
+    one_core_for_numpy()
+    # The functions log one INFO line per batch to stdout, where this module writes its JSON.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 import argparse  # noqa: E402
 import base64  # noqa: E402
 import contextlib  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.parse  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable, Iterator, Mapping  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from functools import partial  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
 from typing import Any  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT, ROOT / "lambda_src"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
 import numpy as np  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
+
+from bench.machine import machine_description  # noqa: E402
+from bench.registry import RUNS, Benchmark, Goal, HeadlineRow, register  # noqa: E402
+from bench.render import command_line, fmt, fmt_ratio, fmt_spread, table  # noqa: E402
+from bench.stats import ratio, spread  # noqa: E402
 
 BATCH = 500
 TOP_K = 5
 DIM = 32
 HIDDEN = 64
+LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
+
+
+def handler_module(name: str) -> ModuleType:
+    """A function's handler module (`lambda_src/<name>.py`) as the Lambda runtime loads it: by name, from the code
+    root. The handler modules are top-level files there, not an installed package, so this loads the file instead of
+    putting lambda_src/ on sys.path; a module already imported under that name (a test's) is the one returned."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, LAMBDA_SRC / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no Lambda handler module {LAMBDA_SRC / f'{name}.py'}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 # ---- data and model ------------------------------------------------------------------------------------------------
@@ -177,8 +201,7 @@ def firehose_events(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_ours(events: list[dict[str, Any]]) -> int:
-    import transformation
-
+    transformation = handler_module("transformation")
     ok = 0
     for event in events:
         response = transformation.handler(event, None)
@@ -189,7 +212,7 @@ def run_ours(events: list[dict[str, Any]]) -> int:
 @contextlib.contextmanager
 def function_url_server() -> Iterator[str]:
     """The inference function behind a Function URL on 127.0.0.1 (payload format 2.0 events, as the daemon builds)."""
-    import inference
+    inference = handler_module("inference")
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -259,18 +282,14 @@ def timed(fn: Callable[[], int], records: int) -> float:
     return records / elapsed
 
 
-def summary(rates: list[float]) -> dict[str, Any]:
-    return {"median": round(statistics.median(rates), 1), "min": round(min(rates), 1), "max": round(max(rates), 1),
-            "runs": len(rates)}
-
-
 # ---- one scale ---------------------------------------------------------------------------------------------------
 def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, say: Callable[[str], None]
                 ) -> dict[str, Any]:
-    import transformation
     from recsys import events
 
     from harness.emulator import services
+
+    transformation, inference = handler_module("transformation"), handler_module("inference")
 
     with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
         work = Path(tmp)
@@ -283,9 +302,6 @@ def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, s
             catalogue, products, model = write_artifacts(work / "artifacts", scale)
             say(f"scale {scale}: loading {len(products):,} item embeddings (HNSW)")
             load_vectors(env, work / "artifacts")
-
-            import inference
-
             transformation.container.model = model
             transformation.container.forget_connection()
             inference._container.model = model
@@ -309,27 +325,14 @@ def bench_scale(scale: int, *, ours_records: int, lab_records: int, runs: int, s
             inference._container.forget_connection()
         finally:
             services.stop_postgres(pg)
-    ours_s, lab_s = summary(ours), summary(lab)
+    ours_s, lab_s = spread(ours, digits=1), spread(lab, digits=1)
     return {
         "items": len(products), "batch_size": BATCH, "top_k": TOP_K,
         "ours_records": len(sessions), "baseline_records": len(lab_sessions),
         "ours_records_per_s": ours_s["median"], "baseline_records_per_s": lab_s["median"],
-        "ratio": round(ours_s["median"] / lab_s["median"], 1),
+        "ratio": ratio(ours_s["median"], lab_s["median"], digits=1),
         "ours": ours_s, "baseline": lab_s,
     }
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    return {"cores": os.cpu_count(), "memory_mb": memory, "cpu": cpu, "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default=None, help="comma-separated seeder scales (default 1,100; quick: 1)")
     parser.add_argument("--runs", type=int, default=None, help="measured runs per path (default 5; quick: 1)")
     args = parser.parse_args(argv)
-    scales = [int(s) for s in (args.scales or ("1" if args.quick else "1,100")).split(",")]
-    runs = args.runs or (1 if args.quick else 5)
+    try:
+        scales = [int(s) for s in (args.scales or ("1" if args.quick else "1,100")).split(",")]
+    except ValueError:
+        parser.error("--scales takes comma-separated integers, e.g. --scales 1,100")
+    runs = args.runs or (1 if args.quick else RUNS)
+    if runs < 1 or any(s < 1 for s in scales):
+        parser.error("--runs and every scale must be at least 1")
     ours_records, lab_records = (BATCH * 2, 40) if args.quick else (BATCH * 20, 500)
 
     def say(message: str) -> None:
@@ -352,9 +360,66 @@ def main(argv: list[str] | None = None) -> int:
         r = results[f"scale{scale}"]
         say(f"scale {scale}: ours {r['ours_records_per_s']:,.0f} records/s, lab-style "
             f"{r['baseline_records_per_s']:,.0f} records/s, ratio {r['ratio']}x")
-    print(json.dumps({"streaming": results, "quick": args.quick, "machine": machine(),
+    print(json.dumps({"streaming": results, "quick": args.quick, "machine": machine_description(),
                       "date": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2))
     return 0
+
+
+# ---- its section of results.json and RESULTS.md ---------------------------------------------------------------------
+def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"quick": bool(raw.get("quick")), "date": raw.get("date")}
+    for key, scale in sorted((raw.get("streaming") or {}).items()):
+        ours, baseline = scale.get("ours_records_per_s"), scale.get("baseline_records_per_s")
+        out[key] = {
+            "items": scale.get("items"), "batch_size": scale.get("batch_size"),
+            "ours_records": scale.get("ours_records"), "baseline_records": scale.get("baseline_records"),
+            "ours_records_per_s": ours, "baseline_records_per_s": baseline, "ratio": ratio(ours, baseline),
+            "ours_spread": scale.get("ours"), "baseline_spread": scale.get("baseline"),
+        }
+    return out
+
+
+def _scales(section: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in section if k.startswith("scale"))
+
+
+def render(section: Mapping[str, Any]) -> list[str]:
+    lines = ["", "## Streaming: transformation records/s", "",
+             "Ours: `transformation.handler` on Firehose events of 500 records (one model call and two SQL "
+             "statements per batch; catalogues of these sizes are searched exactly in memory). Baseline: the "
+             "lab's per-record path, three HTTP calls per record to the inference Function URL (which searches "
+             "the same way). Same PostgreSQL + pgvector, same sessions.", ""]
+    lines += command_line(section)
+    rows = []
+    for key in _scales(section):
+        s = section[key]
+        rows.append((f"scale {key[5:]} ({fmt(s.get('items'))} items; {fmt(s.get('ours_records'))} / "
+                     f"{fmt(s.get('baseline_records'))} records)",
+                     fmt(s.get("ours_records_per_s"), " rec/s"), fmt(s.get("baseline_records_per_s"), " rec/s"),
+                     fmt_ratio(s.get("ratio")), fmt_spread(s.get("ours_spread")),
+                     fmt_spread(s.get("baseline_spread"))))
+    return lines + table(("workload", "ours", "baseline", "ratio", "ours spread", "baseline spread"), rows)
+
+
+def headline(section: Mapping[str, Any]) -> list[HeadlineRow]:
+    return [(f"streaming {key}: records/s", fmt(section[key].get("ours_records_per_s")),
+             fmt(section[key].get("baseline_records_per_s")), fmt_ratio(section[key].get("ratio")))
+            for key in _scales(section)]
+
+
+BENCHMARK = register(Benchmark(
+    name="streaming",
+    measures="records/s of `transformation.handler` on Firehose batches against the lab's three HTTP calls per "
+             "record to the inference Function URL, same PostgreSQL + pgvector, same sessions",
+    main=main, full_args=("--runs", str(RUNS)), quick_args=("--quick",), timeout_s=3600,
+    summarize=summarize, render=render, headline=headline, profile_focus=run_ours,
+    goals=(
+        Goal("streaming.scale1.ratio", ">=", 50, "streaming: ours / lab-style at scale 1"),
+        Goal("streaming.scale100.ratio", ">=", 50, "streaming: ours / lab-style at scale 100"),
+        # The transformation runs in one process with numpy on one thread: records/s is per core.
+        Goal("streaming.scale1.ours_records_per_s", ">=", 5_000, "streaming: records/s per core at scale 1"),
+    ),
+))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stack benchmark: how long `python -m harness up` and `make demo` take on a warm machine.
 
-    python bench/stack.py [--quick] [--runs 5] [--demo-runs N]
+    python -m bench.benchmarks.stack [--quick] [--runs 5] [--demo-runs N]
 
 Every run happens in its own fresh temporary state directory (`RECSYS_LOCAL_DIR`), through the real commands in child
 processes as a user types them, and is taken down (`harness down`) before the next, so runs do not share services,
@@ -30,14 +30,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.registry import RUNS, Benchmark, HeadlineRow, register
+from bench.render import command_line, fmt, fmt_ratio, fmt_spread, table
+from bench.stats import ratio, spread
+
+ROOT = Path(__file__).resolve().parents[2]
 
 UP_TIMEOUT_S = 900
 DEMO_TIMEOUT_S = 3600
@@ -117,18 +119,13 @@ def time_demo(work: Path) -> dict[str, Any]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def spread(values: list[float]) -> dict[str, Any]:
-    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2),
-            "runs": len(values)}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI size: one up, one services start, no demo")
     parser.add_argument("--runs", type=int, default=None, help="measured runs of `up` (default 5)")
     parser.add_argument("--demo-runs", type=int, default=None, help="measured runs of `make demo` (default: --runs)")
     args = parser.parse_args(argv)
-    runs = args.runs or (1 if args.quick else 5)
+    runs = args.runs or (1 if args.quick else RUNS)
     demo_runs = 0 if args.quick else (args.demo_runs if args.demo_runs is not None else runs)
     if runs < 1 or demo_runs < 0:
         parser.error("--runs must be at least 1 and --demo-runs at least 0")
@@ -150,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             say(f"harness up {i + 1}/{runs}")
             up_s.append(time_up(work))
             say(f"harness up {i + 1}/{runs}: {up_s[-1]:.1f} s (services alone {services_s[-1]:.1f} s)")
-        up, services = spread(up_s), spread(services_s)
+        up, services = spread(up_s, digits=2), spread(services_s, digits=2)
         result.update(up_s=up["median"], up_spread=up, services_s=services["median"], services_spread=services,
-                      up_vs_services=round(up["median"] / services["median"], 2))
+                      up_vs_services=ratio(up["median"], services["median"]))
         if demo_runs:
             say("warm-up: make demo")
             warm = time_demo(work)
@@ -169,13 +166,51 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     say(f"make demo {i + 1}/{demo_runs}: {demos[-1]['wall_s']:.1f} s")
                 if "demo_error" not in result:
-                    demo = spread([d["wall_s"] for d in demos])
+                    demo = spread([d["wall_s"] for d in demos], digits=2)
                     result.update(demo_s=demo["median"], demo_spread=demo, demo_stages_s={
                         name: round(statistics.median(d["stages_s"].get(name, 0.0) for d in demos), 2)
                         for name in demos[0]["stages_s"]})
     result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     print(json.dumps(result, indent=2))
     return 0
+
+
+# ---- its section of results.json (the document's own keys) and RESULTS.md ------------------------------------------
+def render(section: Mapping[str, Any]) -> list[str]:
+    lines = ["", "## Stack: `harness up` and `make demo` on a warm machine", "",
+             "Each run in a fresh temporary state directory after a warm-up run (caches warm: packages, layer "
+             "build, page cache). Baseline for `up`: starting the three services alone (moto, PostgreSQL, "
+             "MariaDB), the floor any deploy adds to.", ""]
+    lines += command_line(section)
+    rows = [("`harness up` (services + deploy of every resource)", fmt(section.get("up_s"), " s"),
+             fmt(section.get("services_s"), " s"), fmt_ratio(section.get("up_vs_services")),
+             fmt_spread(section.get("up_spread"), " s"))]
+    if section.get("demo_s") is not None or section.get("demo_spread"):
+        stages = ", ".join(f"{name} {fmt(value, ' s')}"
+                           for name, value in (section.get("demo_stages_s") or {}).items())
+        rows.append((f"`make demo` (up, seed, etl, train, load, stream); stages: {stages or '–'}",
+                     fmt(section.get("demo_s"), " s"), "–", "–", fmt_spread(section.get("demo_spread"), " s")))
+    elif section.get("demo_error"):
+        error = " ".join(str(section["demo_error"]).split())[:300].replace("|", "/")
+        rows.append(("`make demo`", "failed, not timed", "–", "–", error))
+    else:
+        rows.append(("`make demo`", "not measured in this run", "–", "–", "–"))
+    return lines + table(("workload", "ours", "baseline", "ratio", "spread"), rows)
+
+
+def headline(section: Mapping[str, Any]) -> list[HeadlineRow]:
+    return [("stack: harness up s", fmt(section.get("up_s")), fmt(section.get("services_s")),
+             fmt_ratio(section.get("up_vs_services"))),
+            ("stack: make demo s", fmt(section.get("demo_s")), "–", "–")]
+
+
+BENCHMARK = register(Benchmark(
+    name="stack",
+    measures="`harness up` from nothing to a deployed stack, and `make demo` end to end, on a warm machine, against "
+             "starting the three services alone",
+    main=main, full_args=("--runs", str(RUNS)), quick_args=("--quick",), timeout_s=7200,
+    render=render, headline=headline,
+))
 
 
 if __name__ == "__main__":

