@@ -26,15 +26,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.emulator import endpoints
 from harness.emulator import services as svc
 from harness.emulator import state as st
 
 console = Console(stderr=True)
 SECRET_MASK = "[secret]"
-DEFAULT_REGION = "us-east-1"
-# moto accepts any credentials; these say plainly that they are not real ones.
-DUMMY_ACCESS_KEY_ID = "testing"
-DUMMY_SECRET_ACCESS_KEY = "testing"
 
 
 class StackError(RuntimeError):
@@ -90,17 +87,8 @@ def env_exports(state: st.State, state_dir: Path) -> list[tuple[str, str]]:
     """The variables the standard clients read (boto3/aws CLI, psql, mariadb/mysql) to reach this stack."""
     running = svc.RunningServices.from_dict(state["services"])
     outputs: dict[str, Any] = state.get("outputs", {})
-    region = str(state.get("region") or DEFAULT_REGION)
-    pairs: list[tuple[str, str]] = [
-        ("AWS_ENDPOINT_URL", running.moto.endpoint_url),
-        ("AWS_ACCESS_KEY_ID", DUMMY_ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET_ACCESS_KEY),
-        ("AWS_DEFAULT_REGION", region),
-        ("AWS_REGION", region),
-    ]
-    lambda_endpoint = (state.get("daemon") or {}).get("lambda_endpoint")
-    if lambda_endpoint:
-        pairs.append(("AWS_ENDPOINT_URL_LAMBDA", str(lambda_endpoint)))
+    # boto3 and the aws CLI: every AWS API through the control plane's gateway (moto before it runs).
+    pairs: list[tuple[str, str]] = list(endpoints.aws_environment(state_dir, state).items())
     # psql: the program's vector database once deployed, the server's superuser before that.
     pg_user = output_value(outputs, "vector_db_master_username")
     pg_password = output_value(outputs, "vector_db_master_password")

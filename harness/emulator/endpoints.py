@@ -27,19 +27,25 @@ def region(state: st.State) -> str:
     return str(state.get("region") or DEFAULT_REGION)
 
 
+def gateway_url(state: st.State) -> str | None:
+    """The control plane's gateway, where every AWS API of the stack answers; None while no control plane runs.
+    (state.json's section keeps its first name, "daemon", and a control plane of an earlier harness recorded only
+    `lambda_endpoint`, the same address.)"""
+    section = state.get("daemon") or {}
+    url = section.get("endpoint_url") or section.get("lambda_endpoint")
+    return str(url) if url else None
+
+
 def aws_environment(state_dir: Path, state: st.State | None = None) -> dict[str, str]:
-    """The variables that point an AWS client at this local stack: moto for every service, the control plane for the
-    APIs it answers itself (Lambda Invoke). Empty when the stack's services were never started."""
+    """The variables that point an AWS client at this local stack: one endpoint for every service, the control plane's
+    gateway (it answers what the emulator performs, Lambda Invoke and Glue job runs, and passes the rest to moto);
+    moto itself while no control plane runs. Empty when the stack's services were never started."""
     state = st.load_state(state_dir) if state is None else state
     if not state.get("services"):
         return {}
     running = RunningServices.from_dict(state["services"])
-    env = {"AWS_ENDPOINT_URL": running.moto.endpoint_url, **CREDENTIALS_ENV,
-           "AWS_DEFAULT_REGION": region(state), "AWS_REGION": region(state)}
-    lambda_endpoint = (state.get("daemon") or {}).get("lambda_endpoint")
-    if lambda_endpoint:
-        env["AWS_ENDPOINT_URL_LAMBDA"] = str(lambda_endpoint)
-    return env
+    return {"AWS_ENDPOINT_URL": gateway_url(state) or running.moto.endpoint_url, **CREDENTIALS_ENV,
+            "AWS_DEFAULT_REGION": region(state), "AWS_REGION": region(state)}
 
 
 def stack_outputs(state: st.State) -> dict[str, Any]:

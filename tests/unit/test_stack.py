@@ -70,8 +70,8 @@ def test_env_points_psql_at_the_vector_database_and_mysql_at_the_programs_source
         "daemon": {"lambda_endpoint": "http://127.0.0.1:6003"},
     }
     exported = dict(stack.env_exports(state, tmp_path))
-    assert exported["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
-    assert exported["AWS_ENDPOINT_URL_LAMBDA"] == "http://127.0.0.1:6003"
+    assert exported["AWS_ENDPOINT_URL"] == "http://127.0.0.1:6003"  # the control plane's gateway, for every service
+    assert "AWS_ENDPOINT_URL_LAMBDA" not in exported
     assert (exported["PGPORT"], exported["PGPASSWORD"]) == ("6001", "vec-pw")
     assert (exported["MYSQL_TCP_PORT"], exported["MYSQL_PWD"], exported["MYSQL_DATABASE"]) == (
         "6002", "src-pw", "classicmodels")
@@ -80,6 +80,7 @@ def test_env_points_psql_at_the_vector_database_and_mysql_at_the_programs_source
 
 def test_env_before_any_deploy_points_at_the_stacks_own_servers(tmp_path: Path) -> None:
     exported = dict(stack.env_exports({"services": SERVICES}, tmp_path))
+    assert exported["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"  # moto, while no control plane runs
     assert (exported["PGPORT"], exported["PGUSER"], exported["PGPASSWORD"]) == ("5002", "postgres", "pg-admin")
     assert (exported["MYSQL_TCP_PORT"], exported["MYSQL_USER"], exported["MYSQL_PWD"]) == ("5003", "admin",
                                                                                           "maria-admin")

@@ -19,9 +19,14 @@ from harness.emulator.control_plane.plane import ControlPlane
 from harness.emulator.control_plane.process import ControlPlaneInfo, write_info
 
 
-def serve(state_dir: Path, moto_url: str, region: str, ready: Callable[[ControlPlaneInfo], None] | None = None
-          ) -> None:
-    server = ThreadingHTTPServer((HOST, 0), BaseHTTPRequestHandler)
+def serve(state_dir: Path, moto_url: str, region: str, port: int = 0,
+          ready: Callable[[ControlPlaneInfo], None] | None = None) -> None:
+    """Serve until SIGTERM, on `port` when it is free (a restarted control plane keeps its address, which clients
+    hold as their AWS_ENDPOINT_URL), else on any free port."""
+    try:
+        server = ThreadingHTTPServer((HOST, port), BaseHTTPRequestHandler)
+    except OSError:
+        server = ThreadingHTTPServer((HOST, 0), BaseHTTPRequestHandler)
     server.daemon_threads = True
     port = server.server_address[1]
     plane = ControlPlane(state_dir, moto_url, region, f"http://{HOST}:{port}")
@@ -54,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--moto-url", required=True)
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--port", type=int, default=0, help="the port to listen on when free (default: any)")
     args = parser.parse_args(argv)
-    serve(args.state_dir.resolve(), args.moto_url, args.region)
+    serve(args.state_dir.resolve(), args.moto_url, args.region, args.port)
     return 0
 
 

@@ -84,12 +84,14 @@ def start(state_dir: Path, services: RunningServices, *, region: str = "us-east-
     if recorded.get("moto_url") not in (None, services.moto.endpoint_url):
         shutil.rmtree(control_plane_dir(state_dir) / "firehose", ignore_errors=True)
     info_path(state_dir).unlink(missing_ok=True)
+    # The same port as before when it is free: clients keep the gateway's address as their AWS_ENDPOINT_URL.
+    port = int(recorded.get("port") or 0)
     log = log_path(state_dir)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "harness.emulator.control_plane", "--state-dir", str(state_dir),
-             "--moto-url", services.moto.endpoint_url, "--region", region],
+             "--moto-url", services.moto.endpoint_url, "--region", region, "--port", str(port)],
             cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
         )
     deadline = time.monotonic() + timeout_s

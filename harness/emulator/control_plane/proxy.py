@@ -23,6 +23,7 @@ PIECE_BYTES = 1 << 16
 BUFFERED_BODY_BYTES = 1 << 20
 UPSTREAM_TIMEOUT_S = 120.0
 MAX_LINE_BYTES = 65_536
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
                         "te", "trailer", "transfer-encoding", "upgrade", "expect"})
 
@@ -142,8 +143,11 @@ def forward(handler: BaseHTTPRequestHandler, upstream: Upstream, body: RequestBo
     for attempt in (1, 2):
         connection = upstream.connection()
         reused = upstream.requests_sent > 0
+        sent = False
         try:
-            response = _send(connection, handler, headers, body)
+            _send(connection, handler, headers, body)
+            sent = True
+            response = connection.getresponse()
             upstream.requests_sent += 1
             break
         except ClientGone:
@@ -151,8 +155,9 @@ def forward(handler: BaseHTTPRequestHandler, upstream: Upstream, body: RequestBo
             raise
         except (OSError, http.client.HTTPException) as exc:
             upstream.close()
-            # moto may have dropped an idle kept-alive connection: a request it never saw is sent again, once.
-            if attempt == 1 and reused and body.replayable:
+            # A kept-alive connection moto dropped while idle fails on its next request: sent again once, unless moto
+            # may have acted on it (it was sent whole and is not idempotent), or its body is already consumed.
+            if attempt == 1 and reused and body.replayable and (not sent or handler.command in IDEMPOTENT):
                 continue
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
     try:
@@ -163,7 +168,7 @@ def forward(handler: BaseHTTPRequestHandler, upstream: Upstream, body: RequestBo
 
 
 def _send(connection: http.client.HTTPConnection, handler: BaseHTTPRequestHandler, headers: list[tuple[str, str]],
-          body: RequestBody) -> http.client.HTTPResponse:
+          body: RequestBody) -> None:
     connection.putrequest(handler.command, handler.path, skip_host=True, skip_accept_encoding=True)
     for name, value in headers:
         connection.putheader(name, value)
@@ -175,7 +180,6 @@ def _send(connection: http.client.HTTPConnection, handler: BaseHTTPRequestHandle
             copy_chunked(handler.rfile.readline, handler.rfile.read, connection.send)
         else:
             copy_exactly(handler.rfile.read, connection.send, body.length)
-    return connection.getresponse()
 
 
 def _relay(handler: BaseHTTPRequestHandler, response: http.client.HTTPResponse) -> None:
@@ -192,7 +196,8 @@ def _relay(handler: BaseHTTPRequestHandler, response: http.client.HTTPResponse) 
     if not response.chunked and declared is not None:
         handler.send_header("Content-Length", declared)
         handler.end_headers()
-        while piece := response.read1(PIECE_BYTES):
+        # read, not read1: it also marks the answer complete at its last byte, so the connection can carry the next
+        while piece := response.read(PIECE_BYTES):
             handler.wfile.write(piece)
         return
     # moto streams without a length: chunked to an HTTP/1.1 client, until the connection closes to an HTTP/1.0 one.
