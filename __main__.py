@@ -13,64 +13,68 @@ import pulumi_aws as aws
 
 from components.artifacts import MlArtifacts, MlArtifactsArgs
 from components.config import StackConfig, load_config
+from components.embeddings_loader import EmbeddingsLoader, EmbeddingsLoaderArgs
 from components.etl_pipeline import EtlPipeline, EtlPipelineArgs
 from components.lambda_function import DependencyLayer, DependencyLayerArgs, VpcPlacement
 from components.naming import Namer
 from components.network import Network, NetworkArgs
+from components.producer import ActivityProducer, ActivityProducerArgs
 from components.source_database import SourceDatabase, SourceDatabaseArgs
-from components.streaming_inference import StreamingInference, StreamingInferenceArgs, VectorDbWiring
+from components.stack_context import StackContext
+from components.streaming_inference import StreamingInference, StreamingInferenceArgs
 from components.vector_database import VectorDatabase, VectorDatabaseArgs
 
 
 def build(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
     namer = Namer(config.prefix, config.stack)
-    account_id = aws.get_caller_identity_output().account_id
-    partition = aws.get_partition_output().partition
-
-    network = Network("network", NetworkArgs(
-        config=config.network, namer=namer, region=config.region,
-        public_subnets=config.vector_db.public and config.network.create))
-    lambda_vpc = VpcPlacement(subnet_ids=network.private_subnet_ids,
-                              security_group_ids=[network.lambda_security_group_id])
+    # The one component built before the context: every function runs with its layer.
     layer = DependencyLayer("lambda-dependencies", DependencyLayerArgs(namer=namer,
                                                                        architecture=config.lambda_architecture))
+    context = StackContext(
+        namer=namer, ephemeral=config.ephemeral, account_id=aws.get_caller_identity_output().account_id,
+        region=config.region, partition=aws.get_partition_output().partition,
+        log_retention_days=config.log_retention_days, architecture=config.lambda_architecture, layer_arn=layer.arn)
 
-    source_db = SourceDatabase("source-db", SourceDatabaseArgs(
-        config=config.source_db, namer=namer, ephemeral=config.ephemeral, vpc_id=network.vpc_id,
-        subnet_ids=network.private_subnet_ids,
+    network = Network("network", context, NetworkArgs(
+        config=config.network, public_subnets=config.vector_db.public and config.network.create))
+    lambda_vpc = VpcPlacement(subnet_ids=network.private_subnet_ids,
+                              security_group_ids=[network.lambda_security_group_id])
+
+    source_db = SourceDatabase("source-db", context, SourceDatabaseArgs(
+        config=config.source_db, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
         client_security_group_ids=[network.lambda_security_group_id, network.glue_security_group_id],
-        lambda_security_group_id=network.lambda_security_group_id, layer_arn=layer.arn,
-        architecture=config.lambda_architecture, log_retention_days=config.log_retention_days))
+        lambda_vpc=lambda_vpc))
 
-    artifacts = MlArtifacts("ml-artifacts", MlArtifactsArgs(
-        config=config.artifacts, namer=namer, ephemeral=config.ephemeral, account_id=account_id,
-        region=config.region, partition=partition))
+    artifacts = MlArtifacts("ml-artifacts", context, MlArtifactsArgs(config=config.artifacts))
 
-    vector_db = VectorDatabase("vector-db", VectorDatabaseArgs(
-        config=config.vector_db, namer=namer, ephemeral=config.ephemeral, vpc_id=network.vpc_id,
+    vector_db = VectorDatabase("vector-db", context, VectorDatabaseArgs(
+        config=config.vector_db, vpc_id=network.vpc_id,
         subnet_ids=network.public_subnet_ids if config.vector_db.public else network.private_subnet_ids,
-        client_security_group_ids=[network.lambda_security_group_id], artifacts_bucket_arn=artifacts.bucket_arn))
+        client_security_group_ids=[network.lambda_security_group_id], artifacts_bucket_arn=artifacts.bucket_arn,
+        plaintext_password_env=config.plaintext_password_env))
 
-    etl = EtlPipeline("etl", EtlPipelineArgs(
-        config=config.glue, namer=namer, ephemeral=config.ephemeral, account_id=account_id, region=config.region,
-        partition=partition, log_retention_days=config.log_retention_days,
-        source_host=source_db.host, source_port=source_db.port, source_db_name=source_db.db_name,
+    etl = EtlPipeline("etl", context, EtlPipelineArgs(
+        config=config.glue, source_host=source_db.host, source_port=source_db.port, source_db_name=source_db.db_name,
         source_secret_arn=source_db.secret_arn, source_secret_name=source_db.secret.name,
         subnet_id=network.private_subnet_ids[0], availability_zone=network.availability_zones[0],
         security_group_id=network.glue_security_group_id))
 
-    streaming = StreamingInference("streaming", StreamingInferenceArgs(
-        config=config.streaming, producer=config.producer, namer=namer, ephemeral=config.ephemeral,
-        account_id=account_id, region=config.region, architecture=config.lambda_architecture, layer_arn=layer.arn,
-        log_retention_days=config.log_retention_days, plaintext_password_env=config.plaintext_password_env,
-        vpc=lambda_vpc,
-        vector_db=VectorDbWiring(host=vector_db.host, port=vector_db.port, db_name=vector_db.db_name,
-                                 username=vector_db.username, password=vector_db.password,
-                                 secret_arn=vector_db.secret_arn,
-                                 ready=[vector_db.instance, vector_db.secret_value]),
-        artifacts_bucket_id=artifacts.bucket_id, artifacts_bucket_arn=artifacts.bucket_arn,
-        embeddings_version=artifacts.embeddings_version, artifact_objects=artifacts.objects,
-        source_environment=source_db.environment, source_secret_arn=source_db.secret_arn))
+    streaming = StreamingInference("streaming", context, StreamingInferenceArgs(
+        config=config.streaming, vpc=lambda_vpc, vector_db=vector_db.client,
+        artifacts_bucket_id=artifacts.bucket_id, artifacts_bucket_arn=artifacts.bucket_arn))
+
+    # The loader and the producer were children of `streaming` until issue 12. Named "streaming" as before, their
+    # resources keep their names, and `moved_from` gives them aliases to their old parent: `pulumi up` moves them in
+    # existing stacks instead of replacing them (and re-running the loader).
+    loader = EmbeddingsLoader("streaming", context, EmbeddingsLoaderArgs(
+        vector_db=vector_db.client, vpc=lambda_vpc, artifacts_bucket_id=artifacts.bucket_id,
+        artifacts_bucket_arn=artifacts.bucket_arn, embeddings_version=artifacts.embeddings_version,
+        artifact_objects=artifacts.objects, moved_from=streaming))
+    if config.producer.schedule is not None:
+        ActivityProducer("streaming", context, ActivityProducerArgs(
+            schedule=config.producer.schedule, events_per_invocation=config.producer.events_per_invocation,
+            kinesis_stream_name=streaming.kinesis_stream_name, kinesis_stream_arn=streaming.kinesis_stream_arn,
+            source_db=source_db.client, vpc=lambda_vpc, moved_from=streaming))
 
     return {
         # The lab's Terraform output names.
@@ -92,7 +96,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
         "inference_function_url": streaming.inference_function_url,
         "transformation_function_name": streaming.transformation_function_name,
         "inference_function_name": streaming.inference_function_name,
-        "embeddings_loader_function_name": streaming.embeddings_loader_function_name,
+        "embeddings_loader_function_name": loader.function_name,
         "redrive_function_name": streaming.redrive_function_name,
         "vector_db_name": vector_db.db_name,
         "vector_db_secret_arn": vector_db.secret_arn,

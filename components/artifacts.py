@@ -17,7 +17,8 @@ import pulumi_aws as aws
 
 from components import defaults, packaging
 from components.config import ArtifactsConfig
-from components.naming import Namer, short_hash
+from components.naming import short_hash
+from components.stack_context import StackContext
 from components.storage import SecureBucket, SecureBucketArgs
 
 _CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json"}
@@ -52,11 +53,6 @@ def object_resource_name(prefix: str, key: str) -> str:
 @dataclass(frozen=True)
 class MlArtifactsArgs:
     config: ArtifactsConfig
-    namer: Namer
-    ephemeral: bool
-    account_id: pulumi.Input[str]
-    region: str
-    partition: pulumi.Input[str]
 
 
 class MlArtifacts(pulumi.ComponentResource):
@@ -65,7 +61,8 @@ class MlArtifacts(pulumi.ComponentResource):
     embeddings_version: pulumi.Output[str] | None
     objects: list[pulumi.Resource]
 
-    def __init__(self, name: str, args: MlArtifactsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, context: StackContext, args: MlArtifactsArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:artifacts:MlArtifacts", name, None, opts)
         config = args.config
         self.objects = []
@@ -74,19 +71,13 @@ class MlArtifacts(pulumi.ComponentResource):
         if config.existing_bucket is not None:
             bucket = config.existing_bucket
             self.bucket_id = pulumi.Output.from_input(bucket)
-            self.bucket_arn = pulumi.Output.concat("arn:", args.partition, ":s3:::", bucket)
+            self.bucket_arn = pulumi.Output.concat("arn:", context.partition, ":s3:::", bucket)
             etags = [aws.s3.get_object_output(bucket=bucket, key=key, opts=pulumi.InvokeOutputOptions(parent=self)).etag
                      for key in defaults.EMBEDDING_OBJECTS]
             self.embeddings_version = pulumi.Output.all(*etags).apply(lambda tags: ",".join(str(t) for t in tags))
         else:
-            created = SecureBucket(
-                f"{name}-bucket",
-                SecureBucketArgs(
-                    pulumi.Output.from_input(args.account_id).apply(
-                        lambda account: args.namer.bucket(account, args.region, "ml-artifacts")),
-                    args.ephemeral, args.namer.tags),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            created = SecureBucket(f"{name}-bucket", context, SecureBucketArgs("ml-artifacts"),
+                                   opts=pulumi.ResourceOptions(parent=self))
             self.bucket_id = created.id
             self.bucket_arn = created.arn
             self._upload(name, config, created)

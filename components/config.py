@@ -107,10 +107,6 @@ class ProducerConfig:
     schedule: str | None
     events_per_invocation: int
 
-    @property
-    def enabled(self) -> bool:
-        return self.schedule is not None
-
 
 @dataclass(frozen=True)
 class GlueConfig:

@@ -1,8 +1,11 @@
-"""Database credentials: a generated password and an RDS-style Secrets Manager secret (ARCHITECTURE.md, Secrets)."""
+"""Database credentials: a generated password, an RDS-style Secrets Manager secret (ARCHITECTURE.md, Secrets), and
+`DatabaseClient`, what a function that uses a database is given."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
@@ -10,9 +13,19 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components import defaults
-from components.naming import Namer
+from components.stack_context import StackContext
 
 Engine = Literal["postgres", "mysql"]
+
+
+@dataclass(frozen=True)
+class DatabaseClient:
+    """How a function reaches a database: its environment (host, port, name, user, secret ARN), the secret it may
+    read, and the resources the database is not usable before (a post-deploy invocation waits for them)."""
+
+    environment: Mapping[str, pulumi.Input[str]]
+    secret_arn: pulumi.Input[str]
+    ready: Sequence[pulumi.Resource]
 
 
 def rds_secret_json(engine: Engine, host: str, port: int, dbname: str, username: str, password: str) -> str:
@@ -34,8 +47,8 @@ def generated_password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]
 
 def credentials_secret(
     name: str,
+    context: StackContext,
     *,
-    namer: Namer,
     purpose: str,
     engine: Engine,
     host: pulumi.Input[str],
@@ -43,18 +56,17 @@ def credentials_secret(
     dbname: str,
     username: str,
     password: pulumi.Input[str],
-    ephemeral: bool,
     parent: pulumi.Resource,
     depends_on: list[pulumi.Resource] | None = None,
 ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
     """The secret and its value; depend on the value (not the secret) before anything reads it."""
     child = pulumi.ResourceOptions(parent=parent)
     secret = aws.secretsmanager.Secret(
-        name, tags=namer.tags,
-        name=namer(purpose, "secret"),
+        name, tags=context.tags,
+        name=context.name(purpose, "secret"),
         description=f"recsys {purpose} credentials (RDS-style JSON)",
         # Ephemeral stacks delete at once, so a re-created stack can reuse the name; others keep a recovery window.
-        recovery_window_in_days=0 if ephemeral else 7,
+        recovery_window_in_days=0 if context.ephemeral else defaults.SECRET_RECOVERY_WINDOW_DAYS_RETAINED,
         opts=child,
     )
     secret_string: pulumi.Output[str] = pulumi.Output.all(host, port, password).apply(

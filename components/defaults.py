@@ -35,6 +35,8 @@ VECTOR_DB_ENGINE_VERSION: Final = "17"
 SOURCE_DB_ENGINE_VERSION: Final = "8.0"
 DB_STORAGE_ENCRYPTED: Final = True
 DB_BACKUP_RETENTION_DAYS_RETAINED: Final = 7
+# Secrets of kept stacks can be restored for a week after deletion; ephemeral stacks delete them at once.
+SECRET_RECOVERY_WINDOW_DAYS_RETAINED: Final = 7
 
 
 class RdsLifecycle(TypedDict):
@@ -64,6 +66,9 @@ PASSWORD_OVERRIDE_SPECIAL: Final = "!#$%&*()-_=+[]{}<>:?"
 # Streaming: AWS's own Firehose defaults, made explicit (the lab relied on them implicitly).
 KINESIS_SHARD_COUNT: Final = 1
 KINESIS_RETENTION_HOURS: Final = 24
+# Server-side encryption of the created stream with the AWS-managed key (no key to pay for or manage).
+KINESIS_ENCRYPTION_TYPE: Final = "KMS"
+KINESIS_KMS_KEY_ID: Final = "alias/aws/kinesis"
 FIREHOSE_BUFFER_SIZE_MB: Final = 5
 FIREHOSE_BUFFER_INTERVAL_SECONDS: Final = 300
 # Not AWS's 1 MB: with topK 5, 1 MB of the smallest sessions could make a 7.2 MB response, and Lambda refuses more than

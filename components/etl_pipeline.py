@@ -9,7 +9,7 @@ import pulumi_aws as aws
 
 from components import defaults, packaging, policies
 from components.config import GlueConfig
-from components.naming import Namer
+from components.stack_context import StackContext
 from components.storage import SecureBucket, SecureBucketArgs
 
 GLUE_SCRIPT = packaging.PROJECT_ROOT / "glue_scripts" / "ratings_etl.py"
@@ -18,12 +18,6 @@ GLUE_SCRIPT = packaging.PROJECT_ROOT / "glue_scripts" / "ratings_etl.py"
 @dataclass(frozen=True)
 class EtlPipelineArgs:
     config: GlueConfig
-    namer: Namer
-    ephemeral: bool
-    account_id: pulumi.Input[str]
-    region: str
-    partition: pulumi.Input[str]
-    log_retention_days: int
     # The JDBC source and where the connection's network interface goes.
     source_host: pulumi.Input[str]
     source_port: pulumi.Input[int]
@@ -43,19 +37,13 @@ class EtlPipeline(pulumi.ComponentResource):
     connection_name: pulumi.Output[str]
     script_location: pulumi.Output[str]
 
-    def __init__(self, name: str, args: EtlPipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, context: StackContext, args: EtlPipelineArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:etl:EtlPipeline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        namer = args.namer
 
-        def bucket_name(purpose: str) -> pulumi.Output[str]:
-            return pulumi.Output.from_input(args.account_id).apply(lambda account: namer.bucket(account, args.region,
-                                                                                                purpose))
-
-        self.data_lake = SecureBucket(
-            f"{name}-datalake", SecureBucketArgs(bucket_name("datalake"), args.ephemeral, namer.tags), opts=child)
-        self.scripts = SecureBucket(
-            f"{name}-scripts", SecureBucketArgs(bucket_name("scripts"), args.ephemeral, namer.tags), opts=child)
+        self.data_lake = SecureBucket(f"{name}-datalake", context, SecureBucketArgs("datalake"), opts=child)
+        self.scripts = SecureBucket(f"{name}-scripts", context, SecureBucketArgs("scripts"), opts=child)
 
         if not GLUE_SCRIPT.is_file():
             raise pulumi.RunError(f"the Glue script {GLUE_SCRIPT} is missing; the Glue job deploys that file")
@@ -74,13 +62,13 @@ class EtlPipeline(pulumi.ComponentResource):
         )
         self.script_location = pulumi.Output.concat("s3://", script.bucket, "/", script.key)
 
-        database = aws.glue.CatalogDatabase(f"{name}-catalog", name=namer("catalog", "glue-database"),
-                                            description="recsys training data (ratings_ml_training)", tags=namer.tags,
-                                            opts=child)
+        database = aws.glue.CatalogDatabase(f"{name}-catalog", name=context.name("catalog", "glue-database"),
+                                            description="recsys training data (ratings_ml_training)",
+                                            tags=context.tags, opts=child)
         connection = aws.glue.Connection(
             f"{name}-source-connection",
-            tags=namer.tags,
-            name=namer("source-connection", "glue"),
+            tags=context.tags,
+            name=context.name("source-connection", "glue"),
             connection_type="JDBC",
             # Credentials come from Secrets Manager (SECRET_ID), never plaintext connection properties.
             connection_properties={
@@ -99,29 +87,29 @@ class EtlPipeline(pulumi.ComponentResource):
             opts=child,
         )
 
-        job_name = namer("etl-job", "glue")
+        job_name = context.name("etl-job", "glue")
         log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws-glue/jobs/{job_name}",
-                                            retention_in_days=args.log_retention_days, tags=namer.tags, opts=child)
+                                            retention_in_days=context.log_retention_days, tags=context.tags,
+                                            opts=child)
         role = aws.iam.Role(
             f"{name}-role",
-            tags=namer.tags,
-            name=namer("glue-job", "iam-role"),
-            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: policies.to_json(policies.assume_role_policy("glue.amazonaws.com", account))),
+            tags=context.tags,
+            name=context.name("glue-job", "iam-role"),
+            assume_role_policy=context.service_trust_policy("glue.amazonaws.com"),
             opts=child,
         )
         role_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
-            policy=pulumi.Output.all(args.partition, args.account_id, self.scripts.arn, self.data_lake.arn,
+            policy=pulumi.Output.all(context.partition, context.account_id, self.scripts.arn, self.data_lake.arn,
                                      database.name, connection.name, args.source_secret_arn).apply(
                 lambda v: policies.to_json(policies.glue_job_policy(
-                    partition=v[0], region=args.region, account_id=v[1], scripts_bucket_arn=v[2],
+                    partition=v[0], region=context.region, account_id=v[1], scripts_bucket_arn=v[2],
                     datalake_bucket_arn=v[3], catalog_database=v[4], connection_name=v[5], source_secret_arn=v[6]))),
             opts=child,
         )
         self.job = aws.glue.Job(
-            name, tags=namer.tags,
+            name, tags=context.tags,
             name=job_name,
             role_arn=role.arn,
             glue_version=defaults.GLUE_VERSION,
@@ -148,8 +136,8 @@ class EtlPipeline(pulumi.ComponentResource):
         if args.config.schedule is not None:
             aws.glue.Trigger(
                 f"{name}-schedule",
-                tags=namer.tags,
-                name=namer("etl-schedule", "glue"),
+                tags=context.tags,
+                name=context.name("etl-schedule", "glue"),
                 type="SCHEDULED",
                 schedule=args.config.schedule,
                 actions=[aws.glue.TriggerActionArgs(job_name=self.job.name)],

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 from components import defaults, packaging, policies
 from components.config import Architecture
 from components.naming import Namer
+from components.stack_context import StackContext
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,11 @@ class VpcPlacement:
 
 @dataclass(frozen=True)
 class PythonFunctionArgs:
-    namer: Namer
+    """What is specific to one function; the platform (architecture, layer, log retention, names) is the context's."""
+
     purpose: str
     handler_module: str
     description: str
-    architecture: Architecture
-    layer_arn: pulumi.Input[str]
-    log_retention_days: int
     memory_mb: int = 256
     timeout_seconds: int = 60
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -71,18 +70,20 @@ class PythonFunction(pulumi.ComponentResource):
     name: pulumi.Output[str]
     role_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: PythonFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, context: StackContext, args: PythonFunctionArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:lambda:PythonFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        function_name = args.namer(args.purpose, "lambda")
+        function_name = context.name(args.purpose, "lambda")
         package = packaging.function_package(args.handler_module)
 
         log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/lambda/{function_name}",
-                                            retention_in_days=args.log_retention_days, tags=args.namer.tags, opts=child)
+                                            retention_in_days=context.log_retention_days, tags=context.tags,
+                                            opts=child)
         role = aws.iam.Role(
             f"{name}-role",
-            tags=args.namer.tags,
-            name=args.namer(args.purpose, "iam-role"),
+            tags=context.tags,
+            name=context.name(args.purpose, "iam-role"),
             assume_role_policy=policies.to_json(policies.assume_role_policy("lambda.amazonaws.com")),
             opts=child,
         )
@@ -98,16 +99,16 @@ class PythonFunction(pulumi.ComponentResource):
         )
         environment = {"POWERTOOLS_SERVICE_NAME": args.purpose, "LOG_LEVEL": defaults.LOG_LEVEL, **args.environment}
         self.function = aws.lambda_.Function(
-            name, tags=args.namer.tags,
+            name, tags=context.tags,
             name=function_name,
             description=args.description,
             role=role.arn,
             runtime=defaults.LAMBDA_RUNTIME,
-            architectures=[args.architecture],
+            architectures=[context.architecture],
             handler=f"{args.handler_module}.handler",
             code=package.archive(),
             source_code_hash=package.sha256_base64,
-            layers=[args.layer_arn],
+            layers=[context.layer_arn],
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),

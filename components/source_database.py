@@ -1,4 +1,7 @@
-"""`SourceDatabase`: the MySQL the Glue job reads, attached (lab mode) or created small and seeded by a Lambda."""
+"""`SourceDatabase`: the MySQL the Glue job reads, attached (lab mode) or created small and seeded by a Lambda.
+
+`client` is what a function that reads the source gets (the seeder, the activity producer).
+"""
 
 from __future__ import annotations
 
@@ -9,25 +12,21 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults, packaging
-from components.config import Architecture, SourceDbConfig
-from components.credentials import credentials_secret, generated_password
+from components.config import SourceDbConfig
+from components.credentials import DatabaseClient, credentials_secret, generated_password
 from components.lambda_function import PythonFunction, PythonFunctionArgs, VpcPlacement
-from components.naming import Namer
+from components.stack_context import StackContext
 
 
 @dataclass(frozen=True)
 class SourceDatabaseArgs:
     config: SourceDbConfig
-    namer: Namer
-    ephemeral: bool
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
     # Who may connect on 3306 when the program creates the database (the Glue job, the seeder and producer).
     client_security_group_ids: list[pulumi.Input[str]]
-    lambda_security_group_id: pulumi.Input[str]
-    layer_arn: pulumi.Input[str]
-    architecture: Architecture
-    log_retention_days: int
+    # Where the seeder runs (the Lambda placement every function that reaches a database uses).
+    lambda_vpc: VpcPlacement
 
 
 class SourceDatabase(pulumi.ComponentResource):
@@ -37,8 +36,10 @@ class SourceDatabase(pulumi.ComponentResource):
     username: pulumi.Output[str]
     password: pulumi.Output[str]
     secret_arn: pulumi.Output[str]
+    client: DatabaseClient
 
-    def __init__(self, name: str, args: SourceDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, context: StackContext, args: SourceDatabaseArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:database:SourceDatabase", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
@@ -54,8 +55,8 @@ class SourceDatabase(pulumi.ComponentResource):
         else:
             security_group = aws.ec2.SecurityGroup(
                 f"{name}-sg",
-                tags=args.namer.tags,
-                name=args.namer("source-db", "security-group"),
+                tags=context.tags,
+                name=context.name("source-db", "security-group"),
                 description="recsys source MySQL: from the Glue job and the seeding/producer Lambdas only",
                 vpc_id=args.vpc_id,
                 ingress=[aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=config.port, to_port=config.port,
@@ -63,12 +64,12 @@ class SourceDatabase(pulumi.ComponentResource):
                                                           description="Glue and Lambdas")],
                 opts=child,
             )
-            subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", name=args.namer("source-db", "rds-subnet-group"),
-                                               subnet_ids=args.subnet_ids, tags=args.namer.tags, opts=child)
+            subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", name=context.name("source-db", "rds-subnet-group"),
+                                               subnet_ids=args.subnet_ids, tags=context.tags, opts=child)
             self.password = generated_password(f"{name}-password", self)
-            identifier = args.namer("source-db", "rds")
+            identifier = context.name("source-db", "rds")
             instance = aws.rds.Instance(
-                name, tags=args.namer.tags,
+                name, tags=context.tags,
                 identifier=identifier,
                 engine="mysql",
                 engine_version=defaults.SOURCE_DB_ENGINE_VERSION,
@@ -83,36 +84,37 @@ class SourceDatabase(pulumi.ComponentResource):
                 db_subnet_group_name=subnet_group.name,
                 vpc_security_group_ids=[security_group.id],
                 publicly_accessible=False,
-                **defaults.rds_lifecycle(identifier, ephemeral=args.ephemeral),
+                **defaults.rds_lifecycle(identifier, ephemeral=context.ephemeral),
                 opts=child,
             )
             self.host = instance.address
             self.port = instance.port
 
         self.secret, self.secret_value = credentials_secret(
-            f"{name}-secret", namer=args.namer, purpose="source-db", engine="mysql", host=self.host, port=self.port,
-            dbname=config.name, username=config.username, password=self.password, ephemeral=args.ephemeral,
-            parent=self)
+            f"{name}-secret", context, purpose="source-db", engine="mysql", host=self.host, port=self.port,
+            dbname=config.name, username=config.username, password=self.password, parent=self)
         self.secret_arn = self.secret.arn
-        self.environment: dict[str, pulumi.Input[str]] = {
+        environment: dict[str, pulumi.Input[str]] = {
             "SOURCE_DB_HOST": self.host,
             "SOURCE_DB_PORT": self.port.apply(str),
             "SOURCE_DB_NAME": config.name,
             "SOURCE_DB_USER": config.username,
             "SOURCE_DB_SECRET_ARN": self.secret_arn,
         }
+        self.client = DatabaseClient(environment=environment, secret_arn=self.secret_arn,
+                                     ready=[*([instance] if instance is not None else []), self.secret_value])
 
         self.seeder: PythonFunction | None = None
         if instance is not None:
             self.seeder = PythonFunction(
                 f"{name}-seeder",
+                context,
                 PythonFunctionArgs(
-                    namer=args.namer, purpose="source-seeder", handler_module="seeder",
+                    purpose="source-seeder", handler_module="seeder",
                     description="Writes the classicmodels-shaped source data into the source MySQL",
-                    architecture=args.architecture, layer_arn=args.layer_arn,
-                    log_retention_days=args.log_retention_days, memory_mb=512, timeout_seconds=300,
-                    environment=self.environment,
-                    vpc=VpcPlacement(subnet_ids=args.subnet_ids, security_group_ids=[args.lambda_security_group_id]),
+                    memory_mb=512, timeout_seconds=300,
+                    environment=environment,
+                    vpc=args.lambda_vpc,
                     secret_arns=[self.secret_arn],
                 ),
                 opts=child,

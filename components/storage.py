@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components import defaults, policies
+from components.stack_context import StackContext
 
 
 @dataclass(frozen=True)
 class SecureBucketArgs:
-    bucket_name: pulumi.Input[str]
-    # Only ephemeral stacks may delete a bucket that still holds objects.
-    force_destroy: bool
-    tags: Mapping[str, str]
+    # The last part of the bucket name (`StackContext.bucket_name`): what the bucket holds.
+    purpose: str
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -26,12 +24,14 @@ class SecureBucket(pulumi.ComponentResource):
     id: pulumi.Output[str]
     arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, context: StackContext, args: SecureBucketArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:storage:SecureBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.bucket = aws.s3.Bucket(name, bucket=args.bucket_name, force_destroy=args.force_destroy,
-                                   tags=dict(args.tags), opts=child)
+        # Only ephemeral stacks may delete a bucket that still holds objects.
+        self.bucket = aws.s3.Bucket(name, bucket=context.bucket_name(args.purpose), force_destroy=context.ephemeral,
+                                   tags=context.tags, opts=child)
         public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=self.bucket.id,

@@ -1,22 +1,21 @@
-"""`StreamingInference`: Kinesis -> Firehose (+ transformation Lambda) -> S3, the inference Function URL, the loader.
+"""`StreamingInference`: Kinesis -> Firehose (+ transformation Lambda) -> S3, the inference Function URL, the redrive.
 
-The post-deploy hook lives here: an `aws.lambda_.Invocation` of the embeddings loader, re-run whenever the embeddings
-change (its triggers carry their hash) or the loader's code changes.
+The embeddings loader (`components/embeddings_loader.py`) and the scheduled producer (`components/producer.py`) are
+components of their own; until issue 12 they were children of this one (their aliases name it: `__main__.py`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults, packaging, policies
-from components.config import Architecture, ProducerConfig, StreamingConfig
+from components import defaults, policies
+from components.config import StreamingConfig
+from components.credentials import DatabaseClient
 from components.lambda_function import PythonFunction, PythonFunctionArgs, VpcPlacement
-from components.naming import Namer
+from components.stack_context import StackContext
 from components.storage import SecureBucket, SecureBucketArgs
 
 # The redrive runs every hour with `{}` (infrastructure failures only); by hand it takes options (docs/streaming.md).
@@ -49,37 +48,13 @@ def processor_parameters(function_arn: str, buffer_size_mb: float, buffer_interv
 
 
 @dataclass(frozen=True)
-class VectorDbWiring:
-    host: pulumi.Input[str]
-    port: pulumi.Input[int]
-    db_name: pulumi.Input[str]
-    username: pulumi.Input[str]
-    password: pulumi.Input[str]
-    secret_arn: pulumi.Input[str]
-    # Resources the database is not usable before (instance, secret value): the loader invocation waits for them.
-    ready: Sequence[pulumi.Resource]
-
-
-@dataclass(frozen=True)
 class StreamingInferenceArgs:
     config: StreamingConfig
-    producer: ProducerConfig
-    namer: Namer
-    ephemeral: bool
-    account_id: pulumi.Input[str]
-    region: str
-    architecture: Architecture
-    layer_arn: pulumi.Input[str]
-    log_retention_days: int
-    plaintext_password_env: bool
+    # Where the functions that reach the vector database run.
     vpc: VpcPlacement
-    vector_db: VectorDbWiring
+    vector_db: DatabaseClient
     artifacts_bucket_id: pulumi.Input[str]
     artifacts_bucket_arn: pulumi.Input[str]
-    embeddings_version: pulumi.Input[str] | None
-    artifact_objects: Sequence[pulumi.Resource]
-    source_environment: Mapping[str, pulumi.Input[str]]
-    source_secret_arn: pulumi.Input[str]
 
 
 class StreamingInference(pulumi.ComponentResource):
@@ -90,14 +65,13 @@ class StreamingInference(pulumi.ComponentResource):
     inference_function_url: pulumi.Output[str]
     transformation_function_name: pulumi.Output[str]
     inference_function_name: pulumi.Output[str]
-    embeddings_loader_function_name: pulumi.Output[str]
     redrive_function_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: StreamingInferenceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, context: StackContext, args: StreamingInferenceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:streaming:StreamingInference", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
-        namer = args.namer
 
         if config.kinesis_stream_arn is not None:
             self.kinesis_stream_arn = pulumi.Output.from_input(config.kinesis_stream_arn)
@@ -105,37 +79,23 @@ class StreamingInference(pulumi.ComponentResource):
         else:
             stream = aws.kinesis.Stream(
                 f"{name}-stream",
-                tags=namer.tags,
-                name=namer("kinesis-data-stream", "kinesis"),
+                tags=context.tags,
+                name=context.name("kinesis-data-stream", "kinesis"),
                 shard_count=config.kinesis_shard_count,
                 retention_period=defaults.KINESIS_RETENTION_HOURS,
                 stream_mode_details=aws.kinesis.StreamStreamModeDetailsArgs(stream_mode="PROVISIONED"),
-                encryption_type="KMS",
-                kms_key_id="alias/aws/kinesis",
+                encryption_type=defaults.KINESIS_ENCRYPTION_TYPE,
+                kms_key_id=defaults.KINESIS_KMS_KEY_ID,
                 opts=child,
             )
             self.kinesis_stream_arn = stream.arn
             self.kinesis_stream_name = stream.name
 
-        recommendations = SecureBucket(
-            f"{name}-recommendations",
-            SecureBucketArgs(pulumi.Output.from_input(args.account_id).apply(
-                lambda account: namer.bucket(account, args.region, "recommendations")), args.ephemeral, namer.tags),
-            opts=child,
-        )
+        recommendations = SecureBucket(f"{name}-recommendations", context, SecureBucketArgs("recommendations"),
+                                       opts=child)
 
-        vector_env: dict[str, pulumi.Input[str]] = {
-            "VECTOR_DB_HOST": args.vector_db.host,
-            "VECTOR_DB_PORT": pulumi.Output.from_input(args.vector_db.port).apply(str),
-            "VECTOR_DB_NAME": args.vector_db.db_name,
-            "VECTOR_DB_USER": args.vector_db.username,
-            "VECTOR_DB_SECRET_ARN": args.vector_db.secret_arn,
-        }
-        if args.plaintext_password_env:
-            # Lab compatibility only (recsys:plaintextPasswordEnv): the value stays a secret in Pulumi state.
-            vector_env["VECTOR_DB_PASSWORD"] = pulumi.Output.secret(args.vector_db.password)
         serving_env: dict[str, pulumi.Input[str]] = {
-            **vector_env,
+            **args.vector_db.environment,
             "ARTIFACTS_BUCKET": args.artifacts_bucket_id,
             "SERVING_PREFIX": defaults.SERVING_PREFIX,
             "TOP_K": str(config.top_k),
@@ -143,22 +103,19 @@ class StreamingInference(pulumi.ComponentResource):
         read_serving = pulumi.Output.from_input(args.artifacts_bucket_arn).apply(
             lambda arn: policies.s3_read_prefix(arn, defaults.SERVING_PREFIX, "ReadServingBundle"))
 
-        def function(purpose: str, handler: str, description: str, memory: int, timeout: int,
-                     environment: Mapping[str, pulumi.Input[str]], secret_arns: Sequence[pulumi.Input[str]],
-                     statements: pulumi.Input[list[policies.Statement]]) -> PythonFunction:
+        def serving_function(purpose: str, handler: str, description: str, timeout: int) -> PythonFunction:
             return PythonFunction(
                 f"{name}-{purpose}",
+                context,
                 PythonFunctionArgs(
-                    namer=namer, purpose=purpose, handler_module=handler, description=description,
-                    architecture=args.architecture, layer_arn=args.layer_arn,
-                    log_retention_days=args.log_retention_days, memory_mb=memory, timeout_seconds=timeout,
-                    environment=environment, vpc=args.vpc, secret_arns=secret_arns, statements=statements,
+                    purpose=purpose, handler_module=handler, description=description, memory_mb=512,
+                    timeout_seconds=timeout, environment=serving_env, vpc=args.vpc,
+                    secret_arns=[args.vector_db.secret_arn], statements=read_serving,
                 ),
                 opts=child,
             )
 
-        inference = function("model-inference", "inference", "Recommendations over HTTP (Function URL)", 512, 30,
-                             serving_env, [args.vector_db.secret_arn], read_serving)
+        inference = serving_function("model-inference", "inference", "Recommendations over HTTP (Function URL)", 30)
         url = aws.lambda_.FunctionUrl(f"{name}-inference-url", function_name=inference.name,
                                       authorization_type=config.inference_auth, opts=child)
         if config.inference_auth == "NONE":
@@ -167,48 +124,16 @@ class StreamingInference(pulumi.ComponentResource):
                                    function=inference.name, principal="*", function_url_auth_type="NONE",
                                    opts=child)
 
-        transformation = function("transformation-lambda", "transformation",
-                                  "Firehose processor: adds recommendations to each session record", 512, 60,
-                                  serving_env, [args.vector_db.secret_arn], read_serving)
+        transformation = serving_function("transformation-lambda", "transformation",
+                                          "Firehose processor: adds recommendations to each session record", 60)
 
-        loader_env: dict[str, pulumi.Input[str]] = {
-            **vector_env,
-            "ARTIFACTS_BUCKET": args.artifacts_bucket_id,
-            "EMBEDDINGS_PREFIX": defaults.EMBEDDINGS_PREFIX,
-        }
-        loader = function("embeddings-loader", "loader", "Loads embeddings/*.csv into pgvector (atomic swap)",
-                          1024, 300,
-                          loader_env, [args.vector_db.secret_arn],
-                          pulumi.Output.from_input(args.artifacts_bucket_arn).apply(
-                              lambda arn: policies.s3_read_prefix(arn, defaults.EMBEDDINGS_PREFIX, "ReadEmbeddings")))
-        if args.embeddings_version is not None:
-            aws.lambda_.Invocation(
-                f"{name}-load-embeddings",
-                function_name=loader.name,
-                input=pulumi.Output.from_input(args.artifacts_bucket_id).apply(lambda bucket: json.dumps({
-                    "bucket": bucket,
-                    "item_key": defaults.EMBEDDING_OBJECTS[0],
-                    "user_key": defaults.EMBEDDING_OBJECTS[1],
-                }, sort_keys=True)),
-                triggers={
-                    "embeddings": args.embeddings_version,
-                    "loader_code": packaging.function_package("loader").sha256_base64,
-                },
-                opts=pulumi.ResourceOptions(parent=self,
-                                            depends_on=[*args.artifact_objects, *args.vector_db.ready, loader]),
-            )
-
-        self._delivery_stream(name, args, recommendations, transformation)
-        redrive = self._redrive(name, args, recommendations)
-
-        if args.producer.enabled:
-            self._producer(name, args)
+        self._delivery_stream(name, context, args, recommendations, transformation)
+        redrive = self._redrive(name, context, args, recommendations)
 
         self.recommendations_bucket_id = recommendations.id
         self.inference_function_url = url.function_url
         self.transformation_function_name = transformation.name
         self.inference_function_name = inference.name
-        self.embeddings_loader_function_name = loader.name
         self.redrive_function_name = redrive.name
         self.register_outputs({
             "kinesis_stream_name": self.kinesis_stream_name,
@@ -218,25 +143,24 @@ class StreamingInference(pulumi.ComponentResource):
             "inference_function_url": self.inference_function_url,
             "transformation_function_name": self.transformation_function_name,
             "inference_function_name": self.inference_function_name,
-            "embeddings_loader_function_name": self.embeddings_loader_function_name,
             "redrive_function_name": self.redrive_function_name,
         })
 
-    def _delivery_stream(self, name: str, args: StreamingInferenceArgs, bucket: SecureBucket,
+    def _delivery_stream(self, name: str, context: StackContext, args: StreamingInferenceArgs, bucket: SecureBucket,
                          processor: PythonFunction) -> None:
         child = pulumi.ResourceOptions(parent=self)
         firehose = args.config.firehose
-        stream_name = args.namer("delivery-stream", "firehose")
+        stream_name = context.name("delivery-stream", "firehose")
         log_group = aws.cloudwatch.LogGroup(f"{name}-delivery-logs", name=f"/aws/kinesisfirehose/{stream_name}",
-                                            retention_in_days=args.log_retention_days, tags=args.namer.tags, opts=child)
+                                            retention_in_days=context.log_retention_days, tags=context.tags,
+                                            opts=child)
         log_stream = aws.cloudwatch.LogStream(f"{name}-delivery-log-stream", name="DestinationDelivery",
                                               log_group_name=log_group.name, opts=child)
         role = aws.iam.Role(
             f"{name}-delivery-role",
-            tags=args.namer.tags,
-            name=args.namer("delivery-stream", "iam-role"),
-            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: policies.to_json(policies.assume_role_policy("firehose.amazonaws.com", account))),
+            tags=context.tags,
+            name=context.name("delivery-stream", "iam-role"),
+            assume_role_policy=context.service_trust_policy("firehose.amazonaws.com"),
             opts=child,
         )
         role_policy = aws.iam.RolePolicy(
@@ -255,7 +179,7 @@ class StreamingInference(pulumi.ComponentResource):
         ])
         delivery = aws.kinesis.FirehoseDeliveryStream(
             f"{name}-delivery-stream",
-            tags=args.namer.tags,
+            tags=context.tags,
             name=stream_name,
             destination="extended_s3",
             kinesis_source_configuration=aws.kinesis.FirehoseDeliveryStreamKinesisSourceConfigurationArgs(
@@ -284,18 +208,19 @@ class StreamingInference(pulumi.ComponentResource):
         )
         self.delivery_stream_name = delivery.name
 
-    def _redrive(self, name: str, args: StreamingInferenceArgs, bucket: SecureBucket) -> PythonFunction:
+    def _redrive(self, name: str, context: StackContext, args: StreamingInferenceArgs,
+                 bucket: SecureBucket) -> PythonFunction:
         """The error output back into the stream, each session once (lambda_src/redrive.py): by hand, and hourly."""
         child = pulumi.ResourceOptions(parent=self)
         firehose = args.config.firehose
         marker_prefix = redrive_marker_prefix(firehose.error_prefix)
         redrive = PythonFunction(
             f"{name}-redrive",
+            context,
             PythonFunctionArgs(
-                namer=args.namer, purpose="redrive", handler_module="redrive",
+                purpose="redrive", handler_module="redrive",
                 description="Sends records of the Firehose error output back into the Kinesis stream, each once",
-                architecture=args.architecture, layer_arn=args.layer_arn,
-                log_retention_days=args.log_retention_days, memory_mb=512, timeout_seconds=300,
+                memory_mb=512, timeout_seconds=300,
                 environment={
                     "RECOMMENDATIONS_BUCKET": bucket.id,
                     "ERROR_OUTPUT_PREFIX": firehose.error_prefix,
@@ -313,37 +238,10 @@ class StreamingInference(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        rule = aws.cloudwatch.EventRule(f"{name}-redrive-schedule", name=args.namer("redrive", "event-rule"),
-                                        schedule_expression=REDRIVE_SCHEDULE, tags=args.namer.tags, opts=child)
+        rule = aws.cloudwatch.EventRule(f"{name}-redrive-schedule", name=context.name("redrive", "event-rule"),
+                                        schedule_expression=REDRIVE_SCHEDULE, tags=context.tags, opts=child)
         aws.lambda_.Permission(f"{name}-redrive-invoke", action="lambda:InvokeFunction", function=redrive.name,
                                principal="events.amazonaws.com", source_arn=rule.arn, opts=child)
         # A constant `{}`: the function refuses unknown options, and EventBridge's own event would be one.
         aws.cloudwatch.EventTarget(f"{name}-redrive-target", rule=rule.name, arn=redrive.arn, input="{}", opts=child)
         return redrive
-
-    def _producer(self, name: str, args: StreamingInferenceArgs) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-        producer = PythonFunction(
-            f"{name}-producer",
-            PythonFunctionArgs(
-                namer=args.namer, purpose="producer", handler_module="producer",
-                description="Writes user-activity events to the Kinesis stream on a schedule",
-                architecture=args.architecture, layer_arn=args.layer_arn,
-                log_retention_days=args.log_retention_days, memory_mb=256, timeout_seconds=60,
-                environment={
-                    **args.source_environment,
-                    "KINESIS_STREAM_NAME": self.kinesis_stream_name,
-                    "EVENTS_PER_INVOCATION": str(args.producer.events_per_invocation),
-                },
-                vpc=args.vpc,
-                secret_arns=[args.source_secret_arn],
-                statements=self.kinesis_stream_arn.apply(lambda arn: [policies.kinesis_write(arn)]),
-            ),
-            opts=child,
-        )
-        assert args.producer.schedule is not None
-        rule = aws.cloudwatch.EventRule(f"{name}-producer-schedule", name=args.namer("producer", "event-rule"),
-                                        schedule_expression=args.producer.schedule, tags=args.namer.tags, opts=child)
-        aws.lambda_.Permission(f"{name}-producer-invoke", action="lambda:InvokeFunction", function=producer.name,
-                               principal="events.amazonaws.com", source_arn=rule.arn, opts=child)
-        aws.cloudwatch.EventTarget(f"{name}-producer-target", rule=rule.name, arn=producer.arn, opts=child)

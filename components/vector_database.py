@@ -1,4 +1,7 @@
-"""`VectorDatabase`: RDS PostgreSQL 17 + pgvector, private and encrypted by default, credentials in Secrets Manager."""
+"""`VectorDatabase`: RDS PostgreSQL 17 + pgvector, private and encrypted by default, credentials in Secrets Manager.
+
+`client` is what every function that uses the database gets (serving functions, the embeddings loader).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +12,19 @@ import pulumi_aws as aws
 
 from components import defaults, policies
 from components.config import VectorDbConfig
-from components.credentials import credentials_secret, generated_password
-from components.naming import Namer
+from components.credentials import DatabaseClient, credentials_secret, generated_password
+from components.stack_context import StackContext
 
 
 @dataclass(frozen=True)
 class VectorDatabaseArgs:
     config: VectorDbConfig
-    namer: Namer
-    ephemeral: bool
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
     client_security_group_ids: list[pulumi.Input[str]]
     artifacts_bucket_arn: pulumi.Input[str]
+    # Lab compatibility only (recsys:plaintextPasswordEnv): clients also get VECTOR_DB_PASSWORD.
+    plaintext_password_env: bool
 
 
 class VectorDatabase(pulumi.ComponentResource):
@@ -32,8 +35,10 @@ class VectorDatabase(pulumi.ComponentResource):
     password: pulumi.Output[str]
     secret_arn: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
+    client: DatabaseClient
 
-    def __init__(self, name: str, args: VectorDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, context: StackContext, args: VectorDatabaseArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("recsys:database:VectorDatabase", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
@@ -48,19 +53,19 @@ class VectorDatabase(pulumi.ComponentResource):
                                                             description="CIDRs from recsys:vectorDbAllowedCidrs"))
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            tags=args.namer.tags,
-            name=args.namer("vector-db", "security-group"),
+            tags=context.tags,
+            name=context.name("vector-db", "security-group"),
             description="recsys vector DB: PostgreSQL from the Lambdas (and configured CIDRs only)",
             vpc_id=args.vpc_id,
             ingress=ingress,
             opts=child,
         )
-        subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", name=args.namer("vector-db", "rds-subnet-group"),
-                                           subnet_ids=args.subnet_ids, tags=args.namer.tags, opts=child)
+        subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", name=context.name("vector-db", "rds-subnet-group"),
+                                           subnet_ids=args.subnet_ids, tags=context.tags, opts=child)
         self.password = generated_password(f"{name}-password", self)
-        identifier = args.namer("vector-db", "rds")
+        identifier = context.name("vector-db", "rds")
         self.instance = aws.rds.Instance(
-            name, tags=args.namer.tags,
+            name, tags=context.tags,
             identifier=identifier,
             engine="postgres",
             engine_version=defaults.VECTOR_DB_ENGINE_VERSION,
@@ -77,15 +82,15 @@ class VectorDatabase(pulumi.ComponentResource):
             publicly_accessible=config.public,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
-            **defaults.rds_lifecycle(identifier, ephemeral=args.ephemeral),
+            **defaults.rds_lifecycle(identifier, ephemeral=context.ephemeral),
             opts=child,
         )
 
         # The lab associated an s3Import role with no policy, so `aws_s3.table_import_from_s3` could not read.
         import_role = aws.iam.Role(
             f"{name}-s3-import-role",
-            tags=args.namer.tags,
-            name=args.namer("vector-db-s3-import", "iam-role"),
+            tags=context.tags,
+            name=context.name("vector-db-s3-import", "iam-role"),
             assume_role_policy=policies.to_json(policies.assume_role_policy("rds.amazonaws.com")),
             opts=child,
         )
@@ -100,9 +105,9 @@ class VectorDatabase(pulumi.ComponentResource):
                                 feature_name="s3Import", role_arn=import_role.arn, opts=child)
 
         self.secret, self.secret_value = credentials_secret(
-            f"{name}-secret", namer=args.namer, purpose="vector-db", engine="postgres",
+            f"{name}-secret", context, purpose="vector-db", engine="postgres",
             host=self.instance.address, port=self.instance.port, dbname=defaults.VECTOR_DB_NAME,
-            username=defaults.VECTOR_DB_USER, password=self.password, ephemeral=args.ephemeral, parent=self)
+            username=defaults.VECTOR_DB_USER, password=self.password, parent=self)
 
         self.host = self.instance.address
         self.port = self.instance.port
@@ -110,6 +115,18 @@ class VectorDatabase(pulumi.ComponentResource):
         self.username = self.instance.username
         self.secret_arn = self.secret.arn
         self.security_group_id = security_group.id
+        environment: dict[str, pulumi.Input[str]] = {
+            "VECTOR_DB_HOST": self.host,
+            "VECTOR_DB_PORT": self.port.apply(str),
+            "VECTOR_DB_NAME": self.db_name,
+            "VECTOR_DB_USER": self.username,
+            "VECTOR_DB_SECRET_ARN": self.secret_arn,
+        }
+        if args.plaintext_password_env:
+            # The value stays a secret in Pulumi state.
+            environment["VECTOR_DB_PASSWORD"] = pulumi.Output.secret(self.password)
+        self.client = DatabaseClient(environment=environment, secret_arn=self.secret_arn,
+                                     ready=[self.instance, self.secret_value])
         self.register_outputs({
             "host": self.host, "port": self.port, "db_name": self.db_name, "username": self.username,
             "password": self.password, "secret_arn": self.secret_arn, "security_group_id": self.security_group_id,

@@ -141,6 +141,18 @@ def contains_secret(value: Any) -> bool:
 # ---- what a run records --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class RecordedAlias:
+    """An alias as the engine receives it: a full `urn`, or a spec whose empty fields mean "as the resource is now"
+    (`parent` is the old parent's URN; `no_parent` says it had none)."""
+
+    urn: str = ""
+    name: str = ""
+    type: str = ""
+    parent: str = ""
+    no_parent: bool = False
+
+
+@dataclass(frozen=True)
 class RecordedResource:
     urn: str
     type: str
@@ -151,6 +163,7 @@ class RecordedResource:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     dependencies: tuple[str, ...] = ()
+    aliases: tuple[RecordedAlias, ...] = ()
 
     @property
     def plain_inputs(self) -> dict[str, Any]:
@@ -230,12 +243,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=rpc.deserialize_properties(request.object),
                 outputs=dict(registration.state or {}),
                 dependencies=tuple(request.dependencies),
+                aliases=tuple(_recorded_alias(alias) for alias in request.aliases),
             ))
         return response
 
     def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         self.calls.append(RecordedCall(token=request.tok, args=rpc.deserialize_properties(request.args)))
         return super().Invoke(request)
+
+
+def _recorded_alias(alias: Any) -> RecordedAlias:
+    if alias.WhichOneof("alias") == "urn":
+        return RecordedAlias(urn=alias.urn)
+    spec = alias.spec
+    return RecordedAlias(name=spec.name, type=spec.type, parent=spec.parentUrn, no_parent=spec.noParent)
 
 
 class _CollectingHandler(logging.Handler):
