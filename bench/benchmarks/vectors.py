@@ -45,7 +45,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from recsys import vectordb  # noqa: E402
+from recsys import calibration, vectordb  # noqa: E402
 
 from bench.benchmarks.vectors_report import headline, render, summarize  # noqa: E402
 from bench.machine import machine_description  # noqa: E402
@@ -80,7 +80,7 @@ def _copy(conn: Any, table: str, ids: list[str], vectors: np.ndarray, chunk_rows
         conn.commit()
         started = time.perf_counter()
         cur.copy_expert(f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT binary)",
-                        vectordb._CopyStream(blocks()), size=1 << 20)
+                        vectordb.CopyStream(blocks()), size=1 << 20)
         conn.commit()
         return time.perf_counter() - started
 
@@ -212,7 +212,6 @@ def bench_size(conn: Any, n: int, *, m: int, ef_construction: int, ef_search: li
                             "ef_construction": ef_construction, "parallel_workers": int(workers)}
 
     say(f"[{n:,}] ef_search calibration (what the loader does after its build)")
-    calibration = vectordb.calibration
     started = time.perf_counter()
     with conn.cursor() as cur:
         calibrated = vectordb.calibrate_index(
