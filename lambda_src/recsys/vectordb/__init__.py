@@ -19,8 +19,6 @@ that module, not this package.
 
 from __future__ import annotations
 
-# `vectordb.calibration` is how bench/vectors.py reaches the pure calibration module.
-from recsys import calibration
 from recsys.vectordb.binary_copy import COPY_SIGNATURE, COPY_TRAILER, CopyStream, encode_copy_rows
 from recsys.vectordb.connection import (
     ConnectionSettings,
@@ -72,9 +70,6 @@ from recsys.vectordb.schema import (
 )
 from recsys.vectordb.sources import EmbeddingSource, file_source, s3_source
 
-# The name bench/vectors.py uses for CopyStream (from when it was private to one module).
-_CopyStream = CopyStream
-
 __all__ = [
     "COPY_SIGNATURE",
     "COPY_TRAILER",
@@ -114,7 +109,6 @@ __all__ = [
     "VectorDbConfigError",
     "VectorDbConnection",
     "calibrate_index",
-    "calibration",
     "connect",
     "connect_from_env",
     "encode_copy_rows",

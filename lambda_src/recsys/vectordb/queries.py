@@ -26,7 +26,7 @@ from recsys.vectordb.schema import EMBEDDING_DIM
 MAX_K = 1000
 # Only for tables the loader did not calibrate (loaded by sql/embeddings.sql): the loader records, per index, the
 # smallest ef_search that reaches recall@10 >= 0.95 on the loaded data (recsys.calibration), and the queries use that.
-# 200 is what 1M random vectors need with the default graph (bench/vectors.py, docs/vectors.md).
+# 200 is what 1M random vectors need with the default graph (bench/benchmarks/vectors.py, docs/vectors.md).
 DEFAULT_EF_SEARCH = 200
 
 
