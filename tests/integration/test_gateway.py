@@ -1,14 +1,19 @@
 """The control plane's gateway is the stack's one AWS endpoint: what it passes to moto (S3, Kinesis, the Glue catalog)
-arrives and comes back unchanged, byte for byte, and the same resources are seen through it and through moto itself.
-A real control-plane process (`harness.emulator.control_plane.start`) on the session's moto."""
+arrives and comes back unchanged, byte for byte, and the same resources are seen through it and through moto itself;
+what the emulator performs (Glue job runs) it answers itself, for any client (the aws CLI). A real control-plane
+process (`harness.emulator.control_plane.start`) on the session's moto; the schedules' firing in-process."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +23,8 @@ from botocore.config import Config
 
 from harness.emulator import control_plane, endpoints, services
 from harness.emulator import state as st
+from harness.emulator.lambda_runtime import FunctionSpec
+from tests.unit.local_plane import local_plane, package
 
 REGION = "us-east-1"
 
@@ -104,3 +111,83 @@ def test_the_glue_catalog_is_moto_s_own(gateway: str, moto_service: services.Mot
     assert direct.get_database(Name="gateway_db")["Database"]["Description"] == "through the gateway"
     with pytest.raises(glue.exceptions.EntityNotFoundException):
         glue.get_table(DatabaseName="gateway_db", Name="missing")
+
+
+# ---- what the gateway answers itself: Glue job runs; the schedules the control plane fires --------------------------
+
+def glue_job(glue: Any, name: str) -> None:
+    # No connection and a script nobody uploaded: a run the emulator executes fails at once, with the reason.
+    glue.create_job(Name=name, Role="arn:aws:iam::123456789012:role/glue", GlueVersion="4.0",
+                    Command={"Name": "glueetl", "ScriptLocation": f"s3://gateway-scripts/{name}.py"})
+
+
+def aws_cli(gateway: str, *args: str) -> Any:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "AWS_ENDPOINT_URL": gateway,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    done = subprocess.run(["aws", *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_glue_job_run_started_with_the_aws_cli_is_executed_and_reports_its_real_end(gateway: str) -> None:
+    glue = client("glue", gateway)
+    glue_job(glue, "gateway-cli-job")
+
+    run_id = aws_cli(gateway, "glue", "start-job-run", "--job-name", "gateway-cli-job", "--arguments",
+                     '{"--source": "cli"}')["JobRunId"]
+    deadline = time.monotonic() + 120
+    while (run := aws_cli(gateway, "glue", "get-job-run", "--job-name", "gateway-cli-job", "--run-id", run_id)[
+            "JobRun"])["JobRunState"] in ("STARTING", "RUNNING") and time.monotonic() < deadline:
+        time.sleep(1)
+
+    # moto would say SUCCEEDED for any run; the emulator ran it, and it failed for its real reason.
+    assert (run["Id"], run["JobName"], run["JobRunState"]) == (run_id, "gateway-cli-job", "FAILED")
+    assert run["Arguments"] == {"--source": "cli"}
+    assert run["ErrorMessage"] == "Glue job 'gateway-cli-job' has no connection: it cannot reach the source database"
+    assert [r["Id"] for r in glue.get_job_runs(JobName="gateway-cli-job")["JobRuns"]] == [run_id]
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.start_job_run(JobName="gateway-no-such-job")
+
+
+HANDLER = """
+    import json, os
+
+    def handler(event, context):
+        with open(os.environ["OUT"], "a") as out:
+            out.write(json.dumps(event) + "\\n")
+        return event
+"""
+
+
+def test_schedules_fire_through_the_control_planes_own_invoke_and_job_runs(
+        tmp_path: Path, moto_service: services.MotoService) -> None:
+    events, glue = client("events", moto_service.endpoint_url), client("glue", moto_service.endpoint_url)
+    arn = f"arn:aws:lambda:{REGION}:123456789012:function:gateway-ticker"
+    events.put_rule(Name="gateway-tick", ScheduleExpression="rate(1 minute)", State="ENABLED")
+    events.put_targets(Rule="gateway-tick", Targets=[{"Id": "ticker", "Arn": arn, "Input": '{"tick": 1}'}])
+    glue_job(glue, "gateway-scheduled-job")
+    glue.create_trigger(Name="gateway-trigger", Type="SCHEDULED", Schedule="cron(0/5 * * * ? *)", StartOnCreation=True,
+                        Actions=[{"JobName": "gateway-scheduled-job", "Arguments": {"--from": "trigger"}}])
+    out = tmp_path / "events.jsonl"
+    try:
+        with local_plane(tmp_path / "state", moto_url=moto_service.endpoint_url) as local:
+            local.deploy(FunctionSpec(name="gateway-ticker", handler="app.handler", code_dir=package(tmp_path, HANDLER),
+                                      environment={"OUT": str(out)}))
+            start = (time.time() // 300) * 300 + 10  # 10 s after a five-minute boundary: nothing due for 290 s
+            assert local.plane.scheduler.tick(now=start) == []
+            fired = {(f.name, f.target): f for f in local.plane.scheduler.tick(now=start + 301)}
+            deadline = time.monotonic() + 60
+            while not out.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            run = local.plane.job_runs.call("GetJobRun", {"JobName": "gateway-scheduled-job",
+                                                          "RunId": fired[("gateway-trigger", "gateway-scheduled-job")]
+                                                          .detail})
+    finally:
+        events.remove_targets(Rule="gateway-tick", Ids=["ticker"])
+        events.delete_rule(Name="gateway-tick")
+        glue.delete_trigger(Name="gateway-trigger")
+
+    assert fired[("gateway-tick", arn)].ok and fired[("gateway-tick", arn)].detail == "invoked"
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [{"tick": 1}]
+    assert run[0] == 200 and run[1]["JobRun"]["Arguments"] == {"--from": "trigger"}

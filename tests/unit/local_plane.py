@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from harness.emulator.control_plane import ApiError
-from harness.emulator.control_plane.gateway import JobRuns, gateway_handler
+from harness.emulator.control_plane.gateway import gateway_handler
 from harness.emulator.control_plane.http_handler import HOST
 from harness.emulator.control_plane.plane import ControlPlane
 from harness.emulator.lambda_runtime import FunctionSpec, extract_package
@@ -48,8 +48,8 @@ class LocalPlane:
 
 
 @contextmanager
-def local_plane(state_dir: Path, region: str = "us-east-1", moto_url: str = "http://127.0.0.1:9",
-                job_runs: JobRuns | None = None) -> Iterator[LocalPlane]:
+def local_plane(state_dir: Path, region: str = "us-east-1", moto_url: str = "http://127.0.0.1:9"
+                ) -> Iterator[LocalPlane]:
     api = ThreadingHTTPServer((HOST, 0), BaseHTTPRequestHandler)
     api.daemon_threads = True
     api_url = f"http://{HOST}:{api.server_address[1]}"
@@ -62,7 +62,7 @@ def local_plane(state_dir: Path, region: str = "us-east-1", moto_url: str = "htt
         return spec
 
     plane.functions.function_spec = spec_of  # type: ignore[method-assign]
-    api.RequestHandlerClass = gateway_handler(plane, job_runs)
+    api.RequestHandlerClass = gateway_handler(plane)
     thread = threading.Thread(target=api.serve_forever, daemon=True)
     thread.start()
     try:

@@ -6,7 +6,8 @@
 - `lambda_api`: the functions moto stores, run in the local Lambda runtime (one warm worker each).
 - `function_urls`: one HTTP server per Function URL on 127.0.0.1.
 - `delivery`: one delivery runner per Firehose delivery stream (Kinesis source -> processor -> S3).
-- `plane`: those parts wired for one process; `process`: start, stop, status, and the client the engine calls.
+- `plane`: those parts wired for one process, with the Glue job runs (`harness.emulator.glue_runs`) and the
+  schedules (`harness.emulator.scheduler`); `process`: start, stop, status, and the client the engine calls.
 
 Its files are under `<state>/daemon/` (`files`), its log is `<state>/logs/control-plane.log`. Details:
 docs/engine.md.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--port", type=int, default=0, help="the port to listen on when free (default: any)")
     args = parser.parse_args(argv)
+    # The scheduler and the job runs log what they fire and start: one line each in the control plane's log.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     serve(args.state_dir.resolve(), args.moto_url, args.region, args.port)
     return 0
 

@@ -1,10 +1,10 @@
 """The control plane's HTTP endpoint: one front door for every AWS API of the local stack (`AWS_ENDPOINT_URL`).
 
 It answers itself what the emulator performs behind AWS's own APIs: Lambda Invoke (`harness.emulator.control_plane.
-lambda_api`), Glue job runs (the job-run service's operations), and the control plane's own `/_harness/` API for the
-engine and `harness status`. Everything else goes to moto unchanged and streamed (`proxy`); Lambda calls that change a
-function make the control plane read its configuration again, and code uploads are kept in the code store. Who
-answers is decided by `routing.route` from the request alone.
+lambda_api`), Glue job runs (`harness.emulator.glue_runs`: StartJobRun, GetJobRun(s), BatchStopJobRun, in AWS JSON
+1.1), and the control plane's own `/_harness/` API for the engine and `harness status`. Everything else goes to moto
+unchanged and streamed (`proxy`); Lambda calls that change a function make the control plane read its configuration
+again, and code uploads are kept in the code store. Who answers is decided by `routing.route` from the request alone.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Protocol
+from typing import Any
 
 from harness.emulator.control_plane.files import ApiError
 from harness.emulator.control_plane.http_handler import LINGER_MAX_BYTES, QuietHandler
@@ -25,14 +25,6 @@ from harness.emulator.function_url import Rejection, request_body_length
 from harness.emulator.lambda_runtime import PayloadTooLarge, request_too_large
 
 JSON_11 = "application/x-amz-json-1.1"
-
-
-class JobRuns(Protocol):
-    """The Glue job-run service as the gateway calls it (`harness.emulator.glue_runs.GlueRunService`)."""
-
-    OPERATIONS: frozenset[str]
-
-    def call(self, operation: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]: ...
 
 
 def control_api(plane: ControlPlane, name: str, method: str, body: bytes) -> tuple[int, Any]:
@@ -50,8 +42,7 @@ def control_api(plane: ControlPlane, name: str, method: str, body: bytes) -> tup
     raise ApiError(404, "ResourceNotFoundException", f"{method} /_harness/{name}: no such control-plane call")
 
 
-def gateway_handler(plane: ControlPlane, job_runs: JobRuns | None = None) -> type[BaseHTTPRequestHandler]:
-    glue_operations = job_runs.OPERATIONS if job_runs is not None else frozenset()
+def gateway_handler(plane: ControlPlane) -> type[BaseHTTPRequestHandler]:
 
     class GatewayHandler(QuietHandler):
         upstream: Upstream
@@ -68,7 +59,7 @@ def gateway_handler(plane: ControlPlane, job_runs: JobRuns | None = None) -> typ
 
         def handle_any(self) -> None:
             path, _, query = self.path.partition("?")
-            target = route(self.command, path, query, lowered(self.headers.items()), glue_operations)
+            target = route(self.command, path, query, lowered(self.headers.items()), plane.glue_operations)
             try:
                 if target.kind in ("moto", "lambda"):
                     self.pass_to_moto(target)
@@ -141,10 +132,10 @@ def gateway_handler(plane: ControlPlane, job_runs: JobRuns | None = None) -> typ
                     forward(self, self.upstream, RequestBody(data=body))
                 finally:
                     plane.functions.forget_configurations()
-            elif target.kind == "glue_runs" and job_runs is not None:
-                self.answer_glue(job_runs, target.name or "", body)
+            elif target.kind == "glue_runs":
+                self.answer_glue(target.name or "", body)
 
-        def answer_glue(self, runs: JobRuns, operation: str, body: bytes) -> None:
+        def answer_glue(self, operation: str, body: bytes) -> None:
             try:
                 request = json.loads(body or b"{}")
             except ValueError as exc:
@@ -153,7 +144,7 @@ def gateway_handler(plane: ControlPlane, job_runs: JobRuns | None = None) -> typ
             if not isinstance(request, dict):
                 self.send_aws_json(400, {"__type": "SerializationException", "message": "the body is not an object"})
                 return
-            status, value = runs.call(operation, request)
+            status, value = plane.job_runs.call(operation, request)
             self.send_aws_json(status, value)
 
         def send_aws_json(self, status: int, value: Mapping[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """The control plane's parts, wired once per process: the functions (Lambda API and runtime), their Function URLs,
-the delivery runners, and moto, which stores everything and answers every other API call."""
+the delivery runners, the Glue job runs, the schedules, and moto, which stores everything and answers every other API
+call."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from harness.emulator.control_plane.delivery import DeliveryRunners
 from harness.emulator.control_plane.function_urls import FunctionUrls
 from harness.emulator.control_plane.lambda_api import LambdaFunctions
 from harness.emulator.endpoints import ACCESS_KEY_ID, CREDENTIALS_ENV, SECRET_ACCESS_KEY, SESSION_TOKEN
+from harness.emulator.glue_runs import OPERATIONS as GLUE_RUN_OPERATIONS
+from harness.emulator.glue_runs import GlueRunService
 from harness.emulator.lambda_runtime import LambdaRuntime
+from harness.emulator.scheduler import Scheduler
 
 
 class ControlPlane:
@@ -40,16 +44,23 @@ class ControlPlane:
         self.delivery = DeliveryRunners(state_dir, session.client("firehose", endpoint_url=self.moto_url),
                                         session.client("kinesis", endpoint_url=self.moto_url), s3,
                                         self.functions.invoke_processor)
+        # Glue's job-run operations, answered by the gateway (every other Glue call is moto's).
+        self.job_runs = GlueRunService(state_dir, self.moto_url, region)
+        self.glue_operations: frozenset[str] = GLUE_RUN_OPERATIONS
+        # EventBridge schedules invoke functions as EventBridge does (Event invocations); Glue triggers start runs.
+        self.scheduler = Scheduler(self.moto_url, region, self.functions.invoke_async, self.job_runs.start_job_run)
         self.started = time.time()
 
     def start_background(self, stop: threading.Event) -> None:
-        """What runs besides the gateway: the Function URLs of the last run, the delivery runners and their rescan."""
+        """What runs besides the gateway: the Function URLs of the last run, the delivery runners and their rescan,
+        the scheduler."""
         self.function_urls.restore()
         try:
             self.delivery.sync()
         except Exception as exc:
             print(f"delivery streams not started: {type(exc).__name__}: {exc}", flush=True)
         threading.Thread(target=self.delivery.rescan_forever, args=(stop,), name="rescan", daemon=True).start()
+        threading.Thread(target=self.scheduler.run, args=(stop,), name="scheduler", daemon=True).start()
 
     def refresh(self) -> dict[str, Any]:
         """After a deploy: read the functions' configurations again, start runners for new or changed streams."""
@@ -70,4 +81,5 @@ class ControlPlane:
     def shutdown(self) -> None:
         self.delivery.shutdown()
         self.function_urls.shutdown()
+        self.job_runs.close()
         self.functions.shutdown()
