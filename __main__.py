@@ -40,12 +40,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[Any]]:
     lambda_vpc = VpcPlacement(subnet_ids=network.private_subnet_ids,
                               security_group_ids=[network.lambda_security_group_id])
 
+    artifacts = MlArtifacts("ml-artifacts", context, MlArtifactsArgs(config=config.artifacts))
+
     source_db = SourceDatabase("source-db", context, SourceDatabaseArgs(
         config=config.source_db, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
         client_security_group_ids=[network.lambda_security_group_id, network.glue_security_group_id],
-        lambda_vpc=lambda_vpc))
-
-    artifacts = MlArtifacts("ml-artifacts", context, MlArtifactsArgs(config=config.artifacts))
+        lambda_vpc=lambda_vpc, dump_bucket_arn=artifacts.bucket_arn))
 
     vector_db = VectorDatabase("vector-db", context, VectorDatabaseArgs(
         config=config.vector_db, vpc_id=network.vpc_id,

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults, packaging
+from components import defaults, packaging, policies
 from components.config import SourceDbConfig
 from components.credentials import DatabaseClient, credentials_secret, generated_password
 from components.lambda_function import PythonFunction, PythonFunctionArgs, VpcPlacement
 from components.stack_context import StackContext
+
+# Where the seeder reads a dump it is asked to load (`{"classicmodels_dump": {"bucket", "key"}}`, from
+# harness/workflows/seed.py).
+SEED_PREFIX = "seed/"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class SourceDatabaseArgs:
     client_security_group_ids: list[pulumi.Input[str]]
     # Where the seeder runs (the Lambda placement every function that reaches a database uses).
     lambda_vpc: VpcPlacement
+    # The artifacts bucket: `harness seed --classicmodels-dump` uploads the lab's dump under `seed/` for the seeder.
+    dump_bucket_arn: pulumi.Input[str] | None = None
 
 
 class SourceDatabase(pulumi.ComponentResource):
@@ -116,6 +122,9 @@ class SourceDatabase(pulumi.ComponentResource):
                     environment=environment,
                     vpc=args.lambda_vpc,
                     secret_arns=[self.secret_arn],
+                    statements=[] if args.dump_bucket_arn is None else pulumi.Output.from_input(
+                        args.dump_bucket_arn).apply(
+                        lambda arn: policies.s3_read_prefix(arn, SEED_PREFIX, "ReadClassicmodelsDump")),
                 ),
                 opts=child,
             )
