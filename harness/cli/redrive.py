@@ -1,5 +1,5 @@
-"""`python -m harness redrive`: the stack's own redrive function (lambda_src/redrive.py), invoked through the local
-Lambda API as `aws lambda invoke` would on AWS, so the same code decides locally and there. Prints its report."""
+"""`harness redrive`: the stack's own redrive function (lambda_src/redrive.py), invoked through the stack's Lambda API
+as `aws lambda invoke` would, so the same code decides locally and on AWS. Prints its report."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.emulator import state as st
+from harness.cli import target
 from harness.workflows.redrive import RedriveError, invoke_redrive
 
 
@@ -55,7 +55,11 @@ def register(app: typer.Typer) -> None:
         include_processing_failed: bool = typer.Option(
             False, "--include-processing-failed",
             help="Also redrive records the transformation refused (e.g. unknown products, after a catalogue reload)."),
-        max_records: int | None = typer.Option(None, help="Send at most this many records in this run."),
+        max_records: int | None = typer.Option(None, min=1, help="Send at most this many records in this run."),
+        stack: target.StackName = None,
+        outputs: target.OutputsFile = None,
+        pulumi_stack: target.PulumiStack = None,
+        yes: target.Yes = False,
     ) -> None:
         """Send records of the error output back into the Kinesis stream, each session once (the stack's redrive
         function: the same code as on AWS)."""
@@ -65,11 +69,14 @@ def register(app: typer.Typer) -> None:
             payload["since"] = since
         if max_records is not None:
             payload["max_records"] = max_records
+        handle = target.open_stack(stack, outputs, pulumi_stack, console=console)
+        if not dry_run:
+            target.confirm_changes(handle, "`harness redrive` sends failed records back into the Kinesis stream",
+                                   yes=yes, console=console)
         try:
-            report = invoke_redrive(st.local_dir(), payload)
-        except (RedriveError, st.StateError) as err:
-            console.print(f"[red]error:[/red] {err}")
-            raise typer.Exit(1) from None
+            report = invoke_redrive(handle, payload)
+        except RedriveError as err:
+            raise target.fail(err, console) from None
         if as_json:
             print(json.dumps(report, indent=2))
             return
@@ -81,4 +88,4 @@ def register(app: typer.Typer) -> None:
             for line in poison_lines(report):
                 print(line)
         if report["deferred"]:
-            console.print(f"{report['deferred']:,} more records are waiting: run `python -m harness redrive` again")
+            console.print(f"{report['deferred']:,} more records are waiting: run `harness redrive` again")

@@ -1,19 +1,20 @@
-"""`python -m harness demo`: the whole platform end to end on the local stack, then a short report.
+"""`harness demo`: the whole platform end to end on a deployed stack, then a short report.
 
-Stages, in order: up (services + deploy), seed (the source database), etl (the Glue job on local Spark), train (the
-reference trainer publishes embeddings to the artifacts bucket), load (a second deploy: the loader invocation's triggers
-changed, so it loads the embeddings into pgvector), stream (a burst of sessions through Kinesis -> Firehose ->
-transformation Lambda -> S3, waiting for delivery). A stage whose module has not landed is skipped and says so; a
-stage that fails stops the stages that depend on it. The numbers in the report are read back from the stores themselves
-(row counts in PostgreSQL, a delivered object in S3), not copied from what a stage said it did.
+Stages, in order: up (the stack: `harness demo` deploys the local one first; `--outputs`/`--pulumi-stack` name one
+deployed with `pulumi up`), seed (the source database, through the program's seeder function), etl (the Glue job,
+started through the Glue API and waited for), train (the reference trainer publishes embeddings to the artifacts
+bucket), load (the embeddings loader invoked with the event the program's post-deploy Invocation sends), stream (a
+burst of sessions through Kinesis -> Firehose -> transformation Lambda -> S3, followed into the recommendations bucket
+by session id, and the delivered records checked for recommendations). A stage that fails stops the stages that depend
+on it. Every stage reaches the stack only through its `StackHandle`, so the same run checks the local stack and one on
+AWS. The numbers in the report are read back from the stores themselves (row counts in PostgreSQL when it can be
+reached from here, the delivered records in S3), not copied from what a stage said it did.
 
-The stack stays up afterwards; a second demo attaches to it and runs the stages again (every stage is re-runnable).
+The stack stays up afterwards; a second demo runs the stages again (every stage is re-runnable).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.emulator import state as st
+from harness.workflows.handle import StackHandle
 
 StageName = Literal["up", "seed", "etl", "train", "load", "stream"]
 STAGES: tuple[StageName, ...] = ("up", "seed", "etl", "train", "load", "stream")
@@ -56,6 +57,8 @@ class DemoReport:
     training: dict[str, Any] | None = None
     stream: dict[str, int] | None = None
     sample_recommendation: dict[str, Any] | None = None
+    # Where the demo wrote, for a report on a real account ("what was created and how to destroy it").
+    created: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,51 +74,29 @@ class DemoReport:
             "training": self.training,
             "stream": self.stream,
             "sample_recommendation": self.sample_recommendation,
+            "created": self.created,
             "timings_s": {name: round(outcome.seconds, 2) for name, outcome in self.stages.items()},
             "stages": {name: {"status": outcome.status, "detail": outcome.detail}
                        for name, outcome in self.stages.items()},
         }
 
 
-class StageSkipped(Exception):
-    """The stage's module has not landed yet (or lacks the function the demo calls)."""
-
-
-def stage_function(module_name: str, function_name: str) -> Callable[..., Any]:
-    if importlib.util.find_spec(module_name) is None:
-        raise StageSkipped(f"{module_name} is not available yet")
-    module = importlib.import_module(module_name)
-    function = getattr(module, function_name, None)
-    if function is None:
-        raise StageSkipped(f"{module_name}.{function_name} is not available yet")
-    return function
-
-
-def field_of(result: Any, name: str) -> Any:
-    """A stage result's field, whether the stage returned a mapping or a dataclass."""
-    if isinstance(result, Mapping):
-        return result.get(name)
-    return getattr(result, name, None)
-
-
-def output_value(state: st.State, name: str) -> Any:
-    entry = (state.get("outputs") or {}).get(name)
-    return entry.get("value") if isinstance(entry, dict) else None
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # what the stores hold (read back, not reported by the stages)
 
 
-def count_embeddings(state: st.State) -> dict[str, int]:
+class Unreachable(RuntimeError):
+    """A database of the stack cannot be reached from here (private on AWS)."""
+
+
+def count_embeddings(handle: StackHandle) -> dict[str, int]:
+    """Rows and dimension of the live pgvector tables; `Unreachable` when the database cannot be reached from here."""
     import psycopg2
 
-    host, port = output_value(state, "vector_db_host"), output_value(state, "vector_db_port")
-    user, password = output_value(state, "vector_db_master_username"), output_value(state, "vector_db_master_password")
-    if not (host and port and user and password):
-        raise RuntimeError("the stack outputs lack the vector database's address or credentials")
-    conn = psycopg2.connect(host=host, port=port, user=user, password=password,
-                            dbname=output_value(state, "vector_db_name") or "postgres", connect_timeout=10)
+    try:
+        conn = psycopg2.connect(connect_timeout=10, **handle.vector_db_settings())
+    except psycopg2.OperationalError as err:
+        raise Unreachable(f"the vector database is not reachable from here ({' '.join(str(err).split())})") from None
     try:
         with conn.cursor() as cur:
             # COUNT(*) always returns one row.
@@ -134,6 +115,13 @@ def count_embeddings(state: st.State) -> dict[str, int]:
     return {"items": int(items), "users": int(users), "dim": int(row[0]) if row else 0}
 
 
+def loaded_counts(answer: Mapping[str, Any], dim: int) -> dict[str, int]:
+    """The rows the loader reports in its tables (for a vector database this machine cannot reach)."""
+    tables = answer.get("tables") or {}
+    return {"items": int((tables.get("item_emb") or {}).get("rows") or 0),
+            "users": int((tables.get("user_emb") or {}).get("rows") or 0), "dim": dim}
+
+
 def summarize_recommendation(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The parts of one delivered record a reader cares about (pure)."""
     if not record:
@@ -148,21 +136,19 @@ def summarize_recommendation(record: Mapping[str, Any] | None) -> dict[str, Any]
     }
 
 
-def describe_products(state: st.State, items: list[dict[str, Any]]) -> None:
-    """Add each recommended product's name and line from the source database, so the sample reads as products."""
-    from harness.workflows.seed import SeedError, resolve_target
+def describe_products(handle: StackHandle, items: list[dict[str, Any]]) -> None:
+    """Add each recommended product's name and line from the source database, so the sample reads as products; left
+    as ids when the source cannot be reached from here."""
+    import pymysql
 
     codes = [str(item.get("id")) for item in items]
     if not codes:
         return
     try:
-        target = resolve_target(state, allow_external=True)
-    except SeedError:
+        settings = handle.source_db_settings()
+        conn = pymysql.connect(connect_timeout=10, **settings)
+    except (RuntimeError, pymysql.MySQLError):
         return
-    import pymysql
-
-    conn = pymysql.connect(host=target.host, port=target.port, user=target.user, password=target.password,
-                           database=target.database, connect_timeout=10)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT productCode, productName, productLine FROM products WHERE productCode IN ("
@@ -179,31 +165,32 @@ def describe_products(state: st.State, items: list[dict[str, Any]]) -> None:
 # the run
 
 
-def deploy_and_load(deploy: Callable[[], Any], invoke_loader: Callable[[dict[str, Any]], Any], *,
-                    say: Callable[[str], None]) -> bool:
-    """The demo's load stage: a second deploy, whose post-deploy Invocation loads the new embeddings. The demo re-seeded
-    the source with its own --scale/--seed and retrained, so a catalogue that drops live ids is what it asked for: when
-    the loader refuses one (`ReplacementRefused`), the demo loads it with `force` and finishes the deploy. Any other
-    failure is the stage's. Returns whether the load was forced."""
+def load_with_force(invoke_loader: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any], *,
+                    say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
+    """The demo's load: the loader with the program's event. The demo re-seeded the source with its own --scale/--seed
+    and retrained, so a catalogue that drops live ids is what it asked for: when the loader refuses one
+    (`ReplacementRefused`), the demo loads it with `force` and says so. Any other failure is the stage's. Returns the
+    loader's answer and whether the load was forced."""
     from harness.workflows.loader import is_refusal
 
     try:
-        deploy()
-        return False
+        return invoke_loader(event), False
     except Exception as err:
         if not is_refusal(err):
             raise
     say("the loader refused to replace the live catalogue (this demo's --scale/--seed made a different one): "
         "loading it with force=true")
-    invoke_loader({"force": True})
-    deploy()  # the Invocation runs again, finds the files loaded and completes the deploy
-    return True
+    return invoke_loader({**event, "force": True}), True
 
 
-def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int = 42, events: int = DEFAULT_EVENTS,
+def run_demo(connect: Callable[[], StackHandle], *, stack: str = "local", scale: int = 1, seed: int = 42,
+             events: int = DEFAULT_EVENTS, artifacts_dir: Path | None = None,
              console: Console | None = None) -> DemoReport:
+    """Run every stage on the stack `connect` gives (the "up" stage: it deploys the local stack, or returns a deployed
+    one's handle). `artifacts_dir` keeps a copy of the trained artifacts (None: only published)."""
     console = console or Console()
     report = DemoReport(stack=stack)
+    handles: list[StackHandle] = []
 
     def run(name: StageName, body: Callable[[], str]) -> None:
         blocked = [need for need in NEEDS[name] if report.stages.get(need, StageOutcome("skipped", 0, "")).status
@@ -216,10 +203,6 @@ def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int
         started = time.monotonic()
         try:
             detail = body()
-        except StageSkipped as skipped:
-            report.stages[name] = StageOutcome("skipped", time.monotonic() - started, str(skipped))
-            console.print(f"[yellow]- {name}: skipped ({escape(str(skipped))})[/yellow]")
-            return
         except Exception as err:  # the report must still be written, saying where and why it stopped
             report.stages[name] = StageOutcome("failed", time.monotonic() - started, f"{type(err).__name__}: {err}")
             console.print(f"[red]x {name} failed:[/red] {escape(str(err))}")
@@ -228,76 +211,91 @@ def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int
         console.print(f"[green]ok[/green] {name}: {escape(detail)} ({report.stages[name].seconds:.1f} s)")
 
     def up() -> str:
-        from harness.cli.stack import bring_up, engine_available
-
-        with st.locked(state_dir, "up.lock"):
-            outputs = bring_up(state_dir, stack)
-        if not engine_available():
-            return "services only: harness/emulator/engine.py is not available yet, nothing deployed"
-        return f"{len(outputs)} stack outputs"
+        handle = connect()
+        handles.append(handle)
+        report.stack = handle.name
+        return f"{len(handle.outputs)} stack outputs"
 
     def seed_stage() -> str:
-        from harness.workflows.seed import seed_source
+        from harness.workflows.seed import seed_stack
 
-        summary = seed_source(state_dir, scale=scale, seed=seed)
+        summary = seed_stack(handles[0], scale=scale, seed=seed)
         counts = summary.counts
         report.source = {"customers": counts["customers"], "products": counts["products"],
                          "ratings": counts["ratings"]}
+        report.created.append(f"the source database's classicmodels tables ({counts['ratings']:,} ratings)")
         return (f"{counts['customers']:,} customers, {counts['products']:,} products, {counts['ratings']:,} ratings "
                 f"into {summary.target}")
 
     def etl() -> str:
-        run_etl = stage_function("harness.workflows.etl", "run_etl")
-        with console.status("ETL: starting the Glue job on local Spark") as spinner:
-            result = run_etl(state_dir, on_stage=lambda stage, message: spinner.update(f"ETL: {stage}: {message}"))
-        report.etl = {"rows": int(field_of(result, "rows")), "partitions": int(field_of(result, "partitions")),
-                      "prefix": str(field_of(result, "prefix"))}
+        from harness.workflows.etl import run_etl
+
+        with console.status("ETL: starting the Glue job") as spinner:
+            result = run_etl(handles[0], on_stage=lambda stage, message: spinner.update(f"ETL: {stage}: {message}"))
+        report.etl = {"rows": int(result["rows"]), "partitions": int(result["partitions"]),
+                      "prefix": str(result["prefix"])}
+        report.created.append(f"the ETL output {report.etl['prefix']}")
         return f"{report.etl['rows']:,} rows in {report.etl['partitions']:,} partitions under {report.etl['prefix']}"
 
     def train() -> str:
-        train_and_publish = stage_function("harness.workflows.train", "train_and_publish")
+        from harness.workflows.train import train_and_publish
+
         with console.status("training") as spinner:
-            result = train_and_publish(state_dir, on_epoch=lambda epoch, *losses: spinner.update(
-                f"training: epoch {epoch} (" + ", ".join(f"{loss:.3f}" for loss in losses) + ")"))
-        # The trainer's own held-out evaluation, when it reports one: a model that does not beat predicting the mean
-        # rating has learnt nothing, whatever the embedding counts say.
-        report.training = {name: field_of(result, name) for name in ("rows", "test_rmse", "baseline_rmse")
-                           if field_of(result, name) is not None} or None
-        return (f"{field_of(result, 'items')} item and {field_of(result, 'users')} user embeddings of dimension "
-                f"{field_of(result, 'dim')} published")
+            result = train_and_publish(handles[0], output_dir=artifacts_dir, on_epoch=lambda epoch, *losses:
+                                       spinner.update(f"training: epoch {epoch} ("
+                                                      + ", ".join(f"{loss:.3f}" for loss in losses) + ")"))
+        # The trainer's own held-out evaluation: a model that does not beat predicting the mean rating has learnt
+        # nothing, whatever the embedding counts say.
+        report.training = {name: result[name] for name in ("rows", "test_rmse", "baseline_rmse")}
+        report.created.append(f"the trained artifacts in {result['published_to']}")
+        return (f"{result['items']} item and {result['users']} user embeddings of dimension {result['dim']} "
+                "published")
 
     def load() -> str:
-        from harness.cli.stack import bring_up
-        from harness.workflows.loader import invoke_loader
+        from harness.workflows.loader import invoke_loader, load_event
 
-        with st.locked(state_dir, "up.lock"):
-            forced = deploy_and_load(lambda: bring_up(state_dir, stack), lambda event: invoke_loader(state_dir, event),
-                                     say=lambda text: console.print(f"[yellow]{escape(text)}[/yellow]"))
+        handle = handles[0]
+        answer, forced = load_with_force(lambda event: invoke_loader(handle, event), load_event(handle),
+                                         say=lambda text: console.print(f"[yellow]{escape(text)}[/yellow]"))
         forced_note = " (catalogue replaced with force)" if forced else ""
-        report.embeddings = count_embeddings(st.load_state(state_dir))
+        try:
+            report.embeddings = count_embeddings(handle)
+        except Unreachable as unreachable:
+            from harness.workflows.train import EMBEDDING_DIM
+
+            report.embeddings = loaded_counts(answer, EMBEDDING_DIM)
+            forced_note += f" (as the loader reported: {unreachable})"
         if report.embeddings["items"] == 0 or report.embeddings["users"] == 0:
             raise RuntimeError(f"the loader ran but pgvector holds {report.embeddings}")
+        report.created.append("the embeddings tables in the vector database")
         return (f"pgvector holds {report.embeddings['items']:,} item and {report.embeddings['users']:,} user "
                 f"embeddings (dim {report.embeddings['dim']}){forced_note}")
 
     def stream() -> str:
-        produce = stage_function("harness.workflows.stream", "produce")
-        wait_for_delivery = stage_function("harness.workflows.stream", "wait_for_delivery")
+        from harness.workflows import stream as streaming
+
+        handle = handles[0]
+        # At least DELIVERY_TIMEOUT_S (a busy machine), more when the delivery stream buffers longer (AWS's defaults).
+        timeout_s = max(DELIVERY_TIMEOUT_S, streaming.resolve_target(handle).delivery_timeout_s)
         with console.status(f"streaming {events} sessions") as spinner:
-            sent = produce(state_dir, events, None,
-                           progress=lambda done, total: spinner.update(f"sent {done}/{total} sessions"))
-            delivered = wait_for_delivery(state_dir, sent, DELIVERY_TIMEOUT_S, progress=lambda done, total:
-                                          spinner.update(f"delivered {done}/{total} records"))
-        report.stream = {"events_sent": int(sent),
-                         "records_delivered": int(field_of(delivered, "records_delivered")),
-                         "records_failed": int(field_of(delivered, "records_failed")),
-                         "objects": int(field_of(delivered, "objects"))}
-        latest = stage_function("harness.workflows.stream", "latest_record")
-        report.sample_recommendation = summarize_recommendation(latest(state_dir))
+            produced = streaming.produce(handle, events, None, progress=lambda done, total: spinner.update(
+                f"sent {done}/{total} sessions"), say=lambda text: console.print(f"[yellow]{escape(text)}[/yellow]"))
+            delivered = streaming.wait_for_delivery(handle, produced, timeout_s, progress=lambda done, total:
+                                                    spinner.update(f"settled {done}/{total} sessions"))
+        report.stream = {"events_sent": delivered.events_sent, "records_delivered": delivered.records_delivered,
+                         "records_failed": delivered.records_failed, "objects": delivered.objects}
+        bucket = handle.output("recommendations_bucket_id")
+        report.created.append(f"{delivered.objects} objects of recommendations in s3://{bucket}/")
+        report.sample_recommendation = summarize_recommendation(delivered.sample)
+        if delivered.records_delivered == 0:
+            raise RuntimeError(f"none of the {delivered.events_sent} sessions was delivered: "
+                               f"{delivered.records_failed} are in the error output ({delivered.failures})")
+        if delivered.without_recommendations:
+            raise RuntimeError(f"{delivered.without_recommendations} delivered records carry no recommended_items")
         if report.sample_recommendation:
-            describe_products(st.load_state(state_dir), report.sample_recommendation["recommended_items"])
-        return (f"{sent} events sent, {report.stream['records_delivered']} delivered, "
-                f"{report.stream['records_failed']} failed, {report.stream['objects']} objects")
+            describe_products(handle, report.sample_recommendation["recommended_items"])
+        return (f"{delivered.events_sent} events sent, {delivered.records_delivered} delivered with recommendations, "
+                f"{delivered.records_failed} failed, {delivered.objects} objects")
 
     stages: dict[StageName, Callable[[], str]] = {"up": up, "seed": seed_stage, "etl": etl, "train": train,
                                                   "load": load, "stream": stream}
@@ -306,16 +304,17 @@ def run_demo(state_dir: Path, *, stack: str = "local", scale: int = 1, seed: int
     return report
 
 
-def write_report(state_dir: Path, report: DemoReport) -> Path:
-    path = state_dir / REPORT_FILE
-    state_dir.mkdir(parents=True, exist_ok=True)
+def write_report(path: Path, report: DemoReport) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(report.as_json(), indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
 
 
-def print_report(report: DemoReport, report_path: Path, console: Console) -> None:
+def print_report(report: DemoReport, report_path: Path, console: Console, *, local: bool = True) -> None:
+    """The report's tables, then how to explore and stop the local stack, or (`local` False: a stack deployed with
+    `pulumi up`) what the demo wrote into it and how to destroy it."""
     console.rule("[bold]demo report")
     stages = Table(title="stages", title_justify="left")
     for column in ("stage", "status", "seconds", "detail"):
@@ -364,6 +363,13 @@ def print_report(report: DemoReport, report_path: Path, console: Console) -> Non
         console.print(recs)
 
     console.print(f"report written to {report_path}")
+    if not local:
+        console.print(f"The demo wrote into stack {report.stack}:")
+        for created in report.created:
+            console.print(f"  - {escape(created)}")
+        console.print("It goes with the stack, which keeps costing money while it is up (the databases, the Kinesis "
+                      f"shard, the Firehose stream). Destroy it:\n  pulumi destroy --stack {report.stack}")
+        return
     console.print("The stack is still up. Explore it:\n"
                   '  eval "$(python -m harness env)"   # then aws s3 ls, psql, mariadb classicmodels\n'
                   "  python -m harness output --show-secrets\n"

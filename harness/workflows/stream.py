@@ -1,9 +1,15 @@
-"""Streaming against the local stack: send shoppers' sessions to its Kinesis stream and follow their delivery.
+"""Streaming to a deployed stack: send shoppers' sessions to its Kinesis stream and follow them into S3.
 
-`produce` writes sessions (made by `recsys.events` from the stack's source database) at a steady rate;
-`wait_for_delivery` follows the delivery-stream runner's counters (its state file, written on every poll) until every
-event sent is accounted for, delivered to the recommendations bucket or written under the error prefix.
-`produce_and_wait` is both, for `harness demo`. The `stream` CLI commands are thin wrappers in `harness/cli/`.
+`produce` writes sessions (made by `recsys.events` from the stack's customers and products) at a steady rate and
+returns what it sent (`Produced`: the session ids and when). `wait_for_delivery` follows those sessions into the
+recommendations bucket and the error output (`harness.workflows.delivery`) until each is delivered or failed;
+`status` reads the stream, the delivery stream and the delivery stream's CloudWatch metrics. Everything goes through
+the stack's `StackHandle`, so the same code streams to the local stack and to one on AWS. The `stream` commands are
+thin wrappers in `harness/cli/stream.py`.
+
+The customers and products come from the source database when it can be reached from here (the local stack; a lab
+stack), else from the data lake's ETL output, which holds every customer and product that has a rating (the program's
+source database is private on AWS).
 """
 
 from __future__ import annotations
@@ -11,82 +17,72 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from harness.emulator import state as st
+from recsys import events as ev
 
-LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-if str(LAMBDA_SRC) not in sys.path:
-    sys.path.insert(0, str(LAMBDA_SRC))
-
-from recsys import events as ev  # noqa: E402  (lambda_src is the Lambda's root, not an installed package)
+from harness.workflows.delivery import Delivery, DeliveryLayout, DeliveryScan, buffering_seconds, layout_of
+from harness.workflows.handle import HandleError, StackHandle
 
 DEFAULT_TIMEOUT_S = 180.0
-COUNTERS = ("events_read", "records_delivered", "records_dropped", "records_failed", "objects_written",
-            "error_objects_written", "records_buffered")
+# Beyond the delivery stream's own buffering: the processor's run and retries, S3's write.
+DELIVERY_MARGIN_S = 120.0
+POLL_S = 1.0
+ETL_PREFIX = "ratings-ml-training/"
+# The delivery stream's CloudWatch metrics `status` sums (namespace AWS/Firehose, as Firehose publishes them):
+# (key in the status, metric name, statistic).
+METRICS = (
+    ("records_read", "DataReadFromKinesisStream.Records", "Sum"),
+    ("records_processed", "SucceedProcessing.Records", "Sum"),
+    ("records_delivered", "DeliveryToS3.Records", "Sum"),
+    ("objects_written", "DeliveryToS3.Success", "Sum"),
+    ("invocations", "ExecuteProcessing.Success", "SampleCount"),
+    ("invocations_succeeded", "ExecuteProcessing.Success", "Sum"),
+)
+DEFAULT_METRICS_WINDOW = timedelta(hours=1)
 
 Progress = Callable[[int, int], None]
 
 
 class StreamError(RuntimeError):
-    """A user-facing problem (stack not up, nothing seeded, delivery timed out): printed as one message."""
+    """A user-facing problem (no such output, nothing seeded, delivery timed out): printed as one message."""
 
 
 @dataclass(frozen=True)
 class StreamTarget:
-    moto_url: str
-    region: str
     stream_name: str
-    stream_arn: str | None
     delivery_stream: str
-    bucket: str
-    source: dict[str, str]
-    runner_state: Path
+    layout: DeliveryLayout
+    buffering_s: int  # how long a record may wait in the delivery stream's buffers
+
+    @property
+    def delivery_timeout_s(self) -> float:
+        """Long enough for the slowest record of a burst: the stream's buffering (5 minutes and more with AWS's
+        defaults, seconds on the local stack) plus a margin, and never less than DEFAULT_TIMEOUT_S."""
+        return max(DEFAULT_TIMEOUT_S, self.buffering_s + DELIVERY_MARGIN_S)
 
 
-def _output(outputs: dict[str, Any], name: str) -> Any:
-    entry = outputs.get(name)
-    return entry.get("value") if isinstance(entry, dict) else None
+def resolve_target(handle: StackHandle) -> StreamTarget:
+    """The stream, the delivery stream and where it writes (its description, read through the Firehose API)."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-
-def resolve_target(state_dir: Path) -> StreamTarget:
-    """Where to send and where to look, from `state.json` (pure: no connection is made)."""
-    state = st.load_state(state_dir)
-    if not state.get("services"):
-        raise StreamError("the local stack is not up: run `python -m harness up` first")
-    outputs: dict[str, Any] = state.get("outputs") or {}
-    names = {key: _output(outputs, key) for key in ("kinesis_stream_name", "delivery_stream_name",
-                                                     "recommendations_bucket_id")}
-    missing = [key for key, value in names.items() if not value]
-    if missing:
-        raise StreamError(f"the stack has no {', '.join(missing)} output yet: run `python -m harness up` to deploy it")
-    from harness.cli.stack import DEFAULT_REGION, mysql_client_settings
-    from harness.emulator.daemon import daemon_dir
-    from harness.emulator.services import RunningServices
-
-    delivery = str(names["delivery_stream_name"])
-    return StreamTarget(
-        moto_url=RunningServices.from_dict(state["services"]).moto.endpoint_url,
-        region=str(state.get("region") or DEFAULT_REGION),
-        stream_name=str(names["kinesis_stream_name"]),
-        stream_arn=_output(outputs, "kinesis_stream_arn"),
-        delivery_stream=delivery,
-        bucket=str(names["recommendations_bucket_id"]),
-        source=mysql_client_settings(state),
-        runner_state=daemon_dir(state_dir) / "firehose" / f"{delivery}.json",
-    )
-
-
-def aws_client(target: StreamTarget, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, endpoint_url=target.moto_url, region_name=target.region,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        stream, delivery = (str(handle.output(name)) for name in ("kinesis_stream_name", "delivery_stream_name"))
+        bucket = str(handle.output("recommendations_bucket_id"))
+    except HandleError as err:
+        raise StreamError(str(err)) from None
+    try:
+        description = handle.client("firehose").describe_delivery_stream(DeliveryStreamName=delivery)
+    except (BotoCoreError, ClientError) as err:
+        raise StreamError(f"cannot describe the delivery stream {delivery} ({err}); is the stack deployed?") from None
+    return StreamTarget(stream_name=stream, delivery_stream=delivery, layout=layout_of(description, bucket),
+                        buffering_s=buffering_seconds(description))
 
 
 def parse_rate(text: str | None) -> float | None:
@@ -114,68 +110,120 @@ def pacing(total: int, rate: float | None, *, max_batch: int = ev.KINESIS_BATCH)
         sent += count
 
 
-def load_catalogue(target: StreamTarget) -> ev.Catalogue:
+# ---- the catalogue sessions are made from ----------------------------------------------------------------------------
+
+def catalogue_from_source(settings: dict[str, Any]) -> ev.Catalogue:
+    """Customers and products from the source database (`StackHandle.source_db_settings()`'s shape)."""
     import pymysql
 
     try:
-        conn = pymysql.connect(host=target.source["host"], port=int(target.source["port"]),
-                               user=target.source["user"], password=target.source["password"],
-                               database=target.source["database"], connect_timeout=10, charset="utf8mb4")
+        conn = pymysql.connect(host=settings["host"], port=int(settings["port"]), user=settings["user"],
+                               password=settings["password"], database=settings["database"], connect_timeout=10,
+                               charset="utf8mb4")
     except pymysql.MySQLError as err:
-        raise StreamError(f"cannot reach the source database {target.source['host']}:{target.source['port']}: "
-                          f"{err.args[-1] if err.args else err}") from None
+        raise ConnectionError(f"cannot reach the source database {settings['host']}:{settings['port']}: "
+                              f"{err.args[-1] if err.args else err}") from None
     try:
         return ev.load_catalogue(conn)
     except pymysql.MySQLError as err:
         raise StreamError(f"cannot read customers and products ({err.args[-1] if err.args else err}): "
-                          "run `python -m harness seed` first") from None
+                          "run `harness seed` first") from None
     except ev.CatalogueError as err:
         raise StreamError(str(err)) from None
     finally:
         conn.close()
 
 
-def runner_stats(target: StreamTarget) -> dict[str, Any] | None:
-    """The runner's last saved counters, or None before its first poll (or when they belong to an older stream)."""
+def catalogue_from_rows(rows: list[dict[str, Any]]) -> ev.Catalogue:
+    """Customers and products from ETL output rows, in the source database's order (pure)."""
+    customers: dict[int, ev.Customer] = {}
+    products: dict[str, ev.Product] = {}
+    for row in rows:
+        number, code = row.get("customerNumber"), row.get("productCode")
+        if number is not None and row.get("city") is not None and row.get("country") is not None:
+            limit = row.get("creditLimit")
+            customers.setdefault(int(number), ev.Customer(int(number), str(row["city"]), str(row["country"]),
+                                                          None if limit is None else float(limit)))
+        if code is not None and row.get("productLine") is not None:
+            products.setdefault(str(code), ev.Product(str(code), str(row["productLine"])))
     try:
-        saved = json.loads(target.runner_state.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    if target.stream_arn and saved.get("source_stream_arn") not in (None, target.stream_arn):
-        return None
-    return saved
+        return ev.Catalogue(tuple(customers[n] for n in sorted(customers)),
+                            tuple(products[c] for c in sorted(products)))
+    except ev.CatalogueError as err:
+        raise StreamError(f"the data lake's ETL output has no customers or products: {err}") from None
 
 
-def _settled(stats: dict[str, Any] | None) -> dict[str, int]:
-    stats = stats or {}
-    return {name: int(stats.get(name) or 0) for name in COUNTERS}
+def catalogue_from_data_lake(handle: StackHandle) -> ev.Catalogue:
+    import pyarrow.dataset as ds
+
+    from harness.workflows.train import download_prefix
+
+    columns = ["customerNumber", "city", "country", "creditLimit", "productCode", "productLine"]
+    with tempfile.TemporaryDirectory(prefix="recsys-catalogue-") as tmp:
+        download_prefix(handle.client("s3"), str(handle.output("data_lake_bucket_id")), ETL_PREFIX, Path(tmp))
+        table = ds.dataset(tmp, format="parquet", partitioning="hive").to_table(columns=columns)
+    return catalogue_from_rows(table.to_pylist())
 
 
-def _marker_path(state_dir: Path) -> Path:
-    return state_dir / "stream" / "last-produce.json"
+def load_catalogue(handle: StackHandle, *, say: Callable[[str], None] = lambda text: None) -> ev.Catalogue:
+    """The source database's customers and products, or the data lake's when the source cannot be reached."""
+    try:
+        return catalogue_from_source(handle.source_db_settings())
+    except (ConnectionError, HandleError) as unreachable:
+        try:
+            catalogue = catalogue_from_data_lake(handle)
+        except (HandleError, ValueError) as err:  # TrainingDataError is a ValueError
+            raise StreamError(f"{unreachable}; and the data lake has no ETL output to make sessions from ({err})"
+                              ) from None
+        say(f"{unreachable}: sessions are made from the data lake's customers and products instead")
+        return catalogue
 
 
-def produce(state_dir: Path, events: int, rate: float | None = None, *, seed: int | None = None,
+# ---- producing and following --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Produced:
+    """What one `produce` sent: the sessions to look for, and when they were sent (UTC, ISO 8601)."""
+
+    stack: str
+    stream_name: str
+    started_at: str
+    seed: int
+    session_ids: tuple[str, ...]
+
+    @property
+    def since(self) -> datetime:
+        return datetime.fromisoformat(self.started_at)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Produced:
+        data = json.loads(text)
+        return cls(stack=str(data["stack"]), stream_name=str(data["stream_name"]),
+                   started_at=str(data["started_at"]), seed=int(data["seed"]),
+                   session_ids=tuple(str(sid) for sid in data["session_ids"]))
+
+
+def produce(handle: StackHandle, events: int, rate: float | None = None, *, seed: int | None = None,
             empty_history_rate: float = 0.0, progress: Progress | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> int:
-    """Send `events` sessions at `rate` per second (None: as fast as Kinesis takes them). Returns how many were sent.
-
-    Before sending, records the runner's counters, so `wait_for_delivery` counts only what this call sent."""
+            say: Callable[[str], None] = lambda text: None, sleep: Callable[[float], None] = time.sleep) -> Produced:
+    """Send `events` sessions at `rate` per second (None: as fast as Kinesis takes them)."""
     if events < 1:
         raise StreamError(f"--events must be at least 1, got {events}")
-    target = resolve_target(state_dir)
     try:
         mix = ev.SessionMix(empty_history_rate=empty_history_rate)
     except ValueError as err:
         raise StreamError(str(err)) from None
-    catalogue = load_catalogue(target)
+    target = resolve_target(handle)
+    catalogue = load_catalogue(handle, say=say)
     seed = time.time_ns() if seed is None else seed
-    entries = list(ev.kinesis_entries(ev.generate_sessions(catalogue, events, seed=seed, mix=mix)))
-    marker = _marker_path(state_dir)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"baseline": _settled(runner_stats(target)), "events": events, "seed": seed,
-                                  "stream_arn": target.stream_arn, "started_at": time.time()}))
-    kinesis = aws_client(target, "kinesis")
+    sessions = list(ev.generate_sessions(catalogue, events, seed=seed, mix=mix))
+    entries = list(ev.kinesis_entries(sessions))
+    kinesis = handle.client("kinesis")
+    produced = Produced(stack=handle.name, stream_name=target.stream_name, started_at=datetime.now(UTC).isoformat(),
+                        seed=seed, session_ids=tuple(s["session_id"] for s in sessions))
     started = time.monotonic()
     sent = 0
     for offset, count in pacing(events, rate):
@@ -188,108 +236,86 @@ def produce(state_dir: Path, events: int, rate: float | None = None, *, seed: in
             raise StreamError(f"{err} (of {events} events, {sent} were sent before)") from None
         if progress:
             progress(sent, events)
-    return sent
+    return produced
 
 
-def _since_last_produce(state_dir: Path, target: StreamTarget) -> tuple[dict[str, int], int]:
-    try:
-        marker = json.loads(_marker_path(state_dir).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return _settled(None), 0
-    if marker.get("stream_arn") != target.stream_arn:
-        return _settled(None), 0
-    return {name: int(marker["baseline"].get(name, 0)) for name in COUNTERS}, int(marker.get("events", 0))
-
-
-def delivery_progress(state_dir: Path) -> dict[str, int]:
-    """What happened to the events of the last `produce`: delivered, failed, dropped, objects, still buffered."""
-    target = resolve_target(state_dir)
-    baseline, sent = _since_last_produce(state_dir, target)
-    now = _settled(runner_stats(target))
-    return {
-        "events_sent": sent,
-        "records_delivered": now["records_delivered"] - baseline["records_delivered"],
-        "records_failed": now["records_failed"] - baseline["records_failed"],
-        "records_dropped": now["records_dropped"] - baseline["records_dropped"],
-        "objects": now["objects_written"] - baseline["objects_written"],
-        "error_objects": now["error_objects_written"] - baseline["error_objects_written"],
-        "records_buffered": now["records_buffered"],
-    }
-
-
-def wait_for_delivery(state_dir: Path, expected: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, *,
+def wait_for_delivery(handle: StackHandle, produced: Produced, timeout_s: float | None = None, *,
                       progress: Progress | None = None, sleep: Callable[[float], None] = time.sleep,
-                      clock: Callable[[], float] = time.monotonic) -> dict[str, int]:
-    """Block until `expected` records (default: all of the last `produce`) are delivered, dropped or failed.
-
-    Raises `StreamError` on timeout, saying how many are still missing and where to look."""
+                      clock: Callable[[], float] = time.monotonic) -> Delivery:
+    """Block until every session of `produced` is delivered or in the error output (at most `timeout_s`; None: what
+    the delivery stream's buffering needs); `StreamError` on timeout, saying how many are missing and where to look."""
+    target = resolve_target(handle)
+    follow = DeliveryScan(handle.client("s3"), target.layout, produced.session_ids, produced.since)
+    timeout_s = target.delivery_timeout_s if timeout_s is None else timeout_s
     deadline = clock() + timeout_s
     while True:
-        done = delivery_progress(state_dir)
-        want = done["events_sent"] if expected is None else expected
-        settled = done["records_delivered"] + done["records_failed"] + done["records_dropped"]
+        follow.poll()
+        found = follow.delivery()
         if progress:
-            progress(min(settled, want), want)
-        if settled >= want:
-            return done
+            progress(found.events_sent - found.records_pending, found.events_sent)
+        if found.settled:
+            return found
         if clock() >= deadline:
             raise StreamError(
-                f"after {timeout_s:.0f} s, {want - settled} of {want} events are not delivered yet "
-                f"({done['records_buffered']} buffered in the runner); see `python -m harness stream status` and "
-                "the daemon log under .local/logs/"
-            )
-        sleep(0.5)
+                f"after {timeout_s:.0f} s, {found.records_pending} of {found.events_sent} sessions are neither in "
+                f"s3://{follow.layout.bucket}/ nor in its error output; see `harness stream status` (the delivery "
+                "stream's metrics) and the functions' logs")
+        sleep(POLL_S)
 
 
-def produce_and_wait(state_dir: Path, events: int, rate: float | None = None, *,
-                     timeout_s: float = DEFAULT_TIMEOUT_S, seed: int | None = None, empty_history_rate: float = 0.0,
-                     progress: Progress | None = None) -> dict[str, int]:
-    """For `harness demo`: send, then wait; `{events_sent, records_delivered, records_failed, objects, ...}`."""
-    sent = produce(state_dir, events, rate, seed=seed, empty_history_rate=empty_history_rate, progress=progress)
-    result = wait_for_delivery(state_dir, sent, timeout_s)
-    return {**result, "events_sent": sent}
+def produce_and_wait(handle: StackHandle, events: int, rate: float | None = None, *,
+                     timeout_s: float | None = None, seed: int | None = None, empty_history_rate: float = 0.0,
+                     progress: Progress | None = None) -> Delivery:
+    produced = produce(handle, events, rate, seed=seed, empty_history_rate=empty_history_rate, progress=progress)
+    return wait_for_delivery(handle, produced, timeout_s)
 
 
-def status(state_dir: Path) -> dict[str, Any]:
-    target = resolve_target(state_dir)
-    stats = runner_stats(target)
-    return {
+# ---- status, from the AWS APIs ---------------------------------------------------------------------------------------
+
+def metric_sums(cloudwatch: Any, delivery_stream: str, start: datetime, end: datetime) -> dict[str, int]:
+    """The delivery stream's metrics summed from `start` to `end` (0 where Firehose published nothing)."""
+    period = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
+    sums: dict[str, int] = {}
+    for key, metric, statistic in METRICS:
+        answer = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Firehose", MetricName=metric, StartTime=start, EndTime=end, Period=period,
+            Statistics=[statistic], Dimensions=[{"Name": "DeliveryStreamName", "Value": delivery_stream}])
+        sums[key] = int(round(sum(point.get(statistic, 0.0) for point in answer.get("Datapoints", []))))
+    return sums
+
+
+def status(handle: StackHandle, produced: Produced | None = None, *,
+           window: timedelta = DEFAULT_METRICS_WINDOW) -> dict[str, Any]:
+    """The stream and the delivery stream as their APIs describe them, the delivery stream's metrics over `window`,
+    and what became of `produced` (the last `produce`) when given."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    target = resolve_target(handle)
+    # A minute past now: a datapoint of this very second is past an `EndTime` of now once that is cut to the second.
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    try:
+        summary = handle.client("kinesis").describe_stream_summary(StreamName=target.stream_name)
+        description = handle.client("firehose").describe_delivery_stream(DeliveryStreamName=target.delivery_stream)
+        metrics = metric_sums(handle.client("cloudwatch"), target.delivery_stream, end - window, end)
+    except (BotoCoreError, ClientError) as err:
+        raise StreamError(f"cannot read the stream's status ({err})") from None
+    info: dict[str, Any] = {
         "kinesis_stream": target.stream_name,
+        "kinesis_status": summary["StreamDescriptionSummary"]["StreamStatus"],
         "delivery_stream": target.delivery_stream,
-        "bucket": target.bucket,
-        "runner": "not started yet" if stats is None else ("error: " + stats["last_error"]
-                                                            if stats.get("last_error") else "running"),
-        **_settled(stats),
-        "last_produce": delivery_progress(state_dir),
+        "delivery_status": description["DeliveryStreamDescription"]["DeliveryStreamStatus"],
+        "bucket": target.layout.bucket,
+        "metrics_minutes": int(window.total_seconds() // 60),  # the metrics below are sums over the last this many
+        **metrics,
     }
+    if produced is not None and produced.stream_name == target.stream_name:
+        follow = DeliveryScan(handle.client("s3"), target.layout, produced.session_ids, produced.since)
+        follow.poll()
+        info["last_produce"] = follow.delivery().counts()
+    return info
 
 
 def error_output_root(description: dict[str, Any]) -> str:
     """The literal start of the error output prefix (up to its first expression): what every error key starts with."""
-    from harness.emulator.firehose_runner import DEFAULT_ERROR_PREFIX
+    return layout_of(description, "").error_template.split("!{", 1)[0]
 
-    desc = description.get("DeliveryStreamDescription", description)
-    dest = desc["Destinations"][0]
-    s3 = dest.get("ExtendedS3DestinationDescription") or dest.get("S3DestinationDescription") or {}
-    template = s3.get("ErrorOutputPrefix") or DEFAULT_ERROR_PREFIX
-    return template.split("!{", 1)[0]
-
-
-def latest_record(state_dir: Path) -> dict[str, Any] | None:
-    """One delivered record from the newest object in the recommendations bucket (for the demo's report)."""
-    target = resolve_target(state_dir)
-    s3 = aws_client(target, "s3")
-    error_root = error_output_root(aws_client(target, "firehose").describe_delivery_stream(
-        DeliveryStreamName=target.delivery_stream))
-    newest: dict[str, Any] | None = None
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.bucket):
-        for obj in page.get("Contents", []):
-            if obj["Key"].startswith(error_root) if error_root else "processing-failed" in obj["Key"]:
-                continue
-            if newest is None or obj["LastModified"] > newest["LastModified"]:
-                newest = obj
-    if newest is None:
-        return None
-    body = s3.get_object(Bucket=target.bucket, Key=newest["Key"])["Body"].read().decode("utf-8")
-    first = body.splitlines()[0] if body else ""
-    return json.loads(first) if first else None

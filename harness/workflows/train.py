@@ -1,7 +1,8 @@
 """The reference trainer: stands in for the data scientist and publishes the lab's artifacts plus a serving bundle.
 
 Reads the ETL output (`ratings-ml-training/`, snappy Parquet partitioned by `customerNumber`), trains a content-based
-two-tower model with PyTorch on the CPU and writes, to a local directory and to the artifacts bucket:
+two-tower model with PyTorch on the CPU and writes, to the stack's artifacts bucket (`train_and_publish`, through its
+`StackHandle`, local or on AWS) and to a local directory when asked:
 
 - `embeddings/item_embeddings.csv`, `embeddings/user_embeddings.csv`: header `id,embedding`, rows `id,"[x1,...,x32]"`;
 - `model/best_model.pth`: the torch `state_dict` of the best epoch (for notebooks; nothing serves from it);
@@ -29,10 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.emulator import state as state_mod
-
-ROOT = Path(__file__).resolve().parents[2]
-LAMBDA_SRC = ROOT / "lambda_src"
+from harness.workflows.handle import HandleError, StackHandle
 
 ETL_PREFIX = "ratings-ml-training/"
 EMBEDDING_DIM = 32
@@ -78,7 +76,7 @@ class TrainSummary:
     test_rmse: float
     baseline_rmse: float
     best_epoch: int
-    artifacts_dir: str
+    artifacts_dir: str | None  # None: published only, no local copy kept
     published_to: str | None
     files: list[str] = field(default_factory=list)
 
@@ -92,7 +90,7 @@ def read_ratings(path: Path) -> list[dict[str, Any]]:
     import pyarrow.dataset as ds
 
     if not path.exists():
-        raise TrainingDataError(f"training input {path} does not exist; run `python -m harness etl` first "
+        raise TrainingDataError(f"training input {path} does not exist; run `harness etl` first "
                                 "or pass --input with the ETL output directory")
     try:
         dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
@@ -125,7 +123,7 @@ def download_prefix(s3: Any, bucket: str, prefix: str, target: Path) -> int:
             s3.download_file(bucket, obj["Key"], str(destination))
             count += 1
     if count == 0:
-        raise TrainingDataError(f"no Parquet files under s3://{bucket}/{prefix}; run `python -m harness etl` first")
+        raise TrainingDataError(f"no Parquet files under s3://{bucket}/{prefix}; run `harness etl` first")
     return count
 
 
@@ -157,16 +155,6 @@ def fit_tower_spec(rows: Sequence[Mapping[str, Any]], categorical: Sequence[tupl
     spec["layers"] = [{"tensor": f"{tensor_prefix}.0", "activation": "relu"},
                       {"tensor": f"{tensor_prefix}.2", "activation": "none"}]
     return spec
-
-
-def _serving_module() -> Any:
-    import sys
-
-    if str(LAMBDA_SRC) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_SRC))
-    from recsys import model
-
-    return model
 
 
 def split_indices(n: int, test_fraction: float, validation_fraction: float,
@@ -278,9 +266,9 @@ def train_artifacts(rows: Sequence[Mapping[str, Any]], config: TrainConfig,
                     on_epoch: Callable[[int, float, float], None] | None = None) -> tuple[dict[str, bytes], dict]:
     """Train on the ETL rows and return every artifact as `{relative path: bytes}` plus the evaluation numbers."""
     import torch
+    from recsys import model as model_mod
     from safetensors.numpy import save as save_safetensors
 
-    model_mod = _serving_module()
     user_spec = fit_tower_spec(rows, USER_CATEGORICAL, USER_NUMERIC, "user_tower")
     item_spec = fit_tower_spec(rows, ITEM_CATEGORICAL, ITEM_NUMERIC, "item_tower")
     user_encoder = model_mod.feature_encoder("user", user_spec)
@@ -356,50 +344,28 @@ def train(input_path: Path, output_dir: Path, config: TrainConfig, *, s3: Any = 
     )
 
 
-# ---- the local stack ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StackLocation:
-    endpoint_url: str
-    data_lake_bucket: str
-    artifacts_bucket: str
-
-
-def stack_location(state_dir: Path) -> StackLocation:
-    state = state_mod.load_state(state_dir)
-    outputs = state.get("outputs") or {}
-    try:
-        endpoint = state["services"]["moto"]
-        endpoint_url = f"http://{endpoint['host']}:{endpoint['port']}"
-        lake = outputs["data_lake_bucket_id"]["value"]
-        artifacts = outputs["artifacts_bucket_id"]["value"]
-    except (KeyError, TypeError) as exc:
-        raise TrainingDataError(f"no deployed local stack in {state_dir} (missing {exc}); run `python -m harness up` "
-                                "first, or pass --input to train from a local Parquet directory") from exc
-    return StackLocation(endpoint_url, lake, artifacts)
-
-
-def s3_client(endpoint_url: str) -> Any:
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
-
-
-def train_and_publish(state_dir: Path, *, config: TrainConfig | None = None, input_path: Path | None = None,
+# ---- a deployed stack ---------------------------------------------------------------------------------------------
+def train_and_publish(handle: StackHandle, *, config: TrainConfig | None = None, input_path: Path | None = None,
+                      output_dir: Path | None = None,
                       on_epoch: Callable[[int, float, float], None] | None = None) -> dict[str, Any]:
-    """Train from the stack's data lake, write `<state_dir>/artifacts` and publish to the artifacts bucket.
+    """Train from the stack's data lake (or `input_path`), publish to its artifacts bucket, and keep a copy in
+    `output_dir` when given.
 
     Returns the summary as a mapping (`items`, `users`, `dim`, evaluation numbers, where the artifacts went).
     """
-    location = stack_location(state_dir)
-    s3 = s3_client(location.endpoint_url)
+    try:
+        artifacts = str(handle.output("artifacts_bucket_id"))
+        lake = str(handle.output("data_lake_bucket_id")) if input_path is None else ""
+    except HandleError as err:
+        raise TrainingDataError(f"{err}; or pass --input to train from a local Parquet directory") from None
+    s3 = handle.client("s3")
     config = config or TrainConfig()
-    if input_path is not None:
-        summary = train(input_path, state_dir / "artifacts", config, s3=s3, bucket=location.artifacts_bucket,
-                        on_epoch=on_epoch)
-        return summary.as_dict()
     with tempfile.TemporaryDirectory(prefix="recsys-train-") as tmp:
-        download_prefix(s3, location.data_lake_bucket, ETL_PREFIX, Path(tmp))
-        summary = train(Path(tmp), state_dir / "artifacts", config, s3=s3, bucket=location.artifacts_bucket,
-                        on_epoch=on_epoch)
+        written = output_dir or Path(tmp) / "artifacts"
+        if input_path is None:
+            input_path = Path(tmp) / "input"
+            download_prefix(s3, lake, ETL_PREFIX, input_path)
+        summary = train(input_path, written, config, s3=s3, bucket=artifacts, on_epoch=on_epoch)
+    if output_dir is None:
+        summary.artifacts_dir = None  # only published: the temporary copy is gone
     return summary.as_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import pytest
 from rich.console import Console
 
 from harness.workflows import demo
+from harness.workflows.handle import AwsEndpoints, StackHandle
+from harness.workflows.loader import LoaderError
 
 
 def finished_report() -> demo.DemoReport:
@@ -32,7 +35,7 @@ def finished_report() -> demo.DemoReport:
 
 
 def test_the_written_report_has_every_key_the_issue_lists(tmp_path: Path) -> None:
-    path = demo.write_report(tmp_path, finished_report())
+    path = demo.write_report(tmp_path / "reports" / "demo-report.json", finished_report())
     written = json.loads(path.read_text())
     assert set(written["source"]) >= {"customers", "products", "ratings"}
     assert set(written["etl"]) >= {"rows", "partitions", "prefix"}
@@ -46,7 +49,7 @@ def test_the_written_report_has_every_key_the_issue_lists(tmp_path: Path) -> Non
 def test_a_failed_stage_makes_the_report_not_ok_and_says_why(tmp_path: Path) -> None:
     report = finished_report()
     report.stages["etl"] = demo.StageOutcome("failed", 0.3, "EtlError: the source is unreachable")
-    written = json.loads(demo.write_report(tmp_path, report).read_text())
+    written = json.loads(demo.write_report(tmp_path / "demo-report.json", report).read_text())
     assert written["ok"] is False
     assert written["stages"]["etl"] == {"status": "failed", "detail": "EtlError: the source is unreachable"}
 
@@ -63,44 +66,72 @@ def test_the_printed_report_shows_the_recommendations_and_how_to_explore_and_sto
     assert text.rstrip().endswith("python -m harness down")
 
 
-def test_a_missing_stage_module_is_a_skip_not_a_failure() -> None:
-    try:
-        demo.stage_function("harness.not_landed_yet", "run")
-    except demo.StageSkipped as skipped:
-        assert str(skipped) == "harness.not_landed_yet is not available yet"
-    else:
-        raise AssertionError("expected StageSkipped")
+def test_on_a_deployed_stack_the_printed_report_says_what_was_created_and_how_to_destroy_it(tmp_path: Path) -> None:
+    report = finished_report()
+    report.stack = "dev-alice"
+    report.created = ["the ETL output s3://lake/ratings-ml-training/", "2 objects of recommendations in s3://recs/"]
+    console = Console(record=True, width=160)
+    demo.print_report(report, tmp_path / "demo-report.json", console, local=False)
+    text = console.export_text()
+    assert ("The demo wrote into stack dev-alice:\n  - the ETL output s3://lake/ratings-ml-training/\n  - 2 objects"
+            in text)
+    assert text.rstrip().endswith("pulumi destroy --stack dev-alice")
+    assert "harness down" not in text
 
 
-def test_stage_results_are_read_from_mappings_and_dataclasses() -> None:
-    assert demo.field_of({"rows": 3}, "rows") == 3
-    assert demo.field_of(demo.StageOutcome("done", 1.0, "x"), "detail") == "x"
+def test_a_stage_that_fails_skips_the_stages_that_need_it_and_the_report_says_why() -> None:
+    handle = StackHandle(name="dev", outputs={"a": 1, "b": 2}, aws=AwsEndpoints())
+
+    def seed_stack(handle: StackHandle, *, scale: int, seed: int) -> None:
+        raise RuntimeError("the seeder function timed out")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("harness.workflows.seed.seed_stack", seed_stack, raising=False)
+        report = demo.run_demo(lambda: handle, stack="x", console=Console(file=io.StringIO()))
+
+    assert report.stack == "dev" and not report.ok
+    assert {name: (o.status, o.detail) for name, o in report.stages.items()} == {
+        "up": ("done", "2 stack outputs"), "seed": ("failed", "RuntimeError: the seeder function timed out"),
+        "etl": ("skipped", "needs seed"), "train": ("skipped", "needs etl"), "load": ("skipped", "needs train"),
+        "stream": ("skipped", "needs load")}
 
 
 # ---- the load stage after a re-seed --------------------------------------------------------------------------------
 
+EVENT = {"bucket": "art", "item_key": "embeddings/item_embeddings.csv", "user_key": "embeddings/user_embeddings.csv"}
+
+
 def test_a_catalogue_the_demo_made_itself_is_loaded_with_force_after_the_loader_refuses_it() -> None:
-    deploys: list[str] = []
     events: list[dict[str, Any]] = []
 
-    def deploy() -> None:
-        deploys.append("up")
-        if len(deploys) == 1:  # as the engine reports a failed post-deploy Invocation of the loader
-            raise RuntimeError("the invocation of embeddings-loader failed: ReplacementRefused: item_emb: refusing to "
-                               "replace the live table (111 rows) with s3://.../item_embeddings.csv (40 rows)")
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        events.append(event)
+        if len(events) == 1:  # as functions.invoke reports the loader's refusal
+            raise LoaderError("the embeddings loader failed: ReplacementRefused: item_emb: refusing to replace the "
+                              "live table (111 rows) with s3://.../item_embeddings.csv (40 rows)")
+        return {"status": "loaded"}
 
-    forced = demo.deploy_and_load(deploy, events.append, say=lambda text: None)
+    answer, forced = demo.load_with_force(invoke, EVENT, say=lambda text: None)
 
-    assert forced and events == [{"force": True}] and deploys == ["up", "up"]
+    assert (answer, forced) == ({"status": "loaded"}, True)
+    assert events == [EVENT, {**EVENT, "force": True}]
 
 
 def test_any_other_load_failure_is_the_stage_s_and_nothing_is_forced() -> None:
     events: list[dict[str, Any]] = []
 
-    def deploy() -> None:
-        raise RuntimeError("the invocation of embeddings-loader failed: OperationalError: connection refused")
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        events.append(event)
+        raise LoaderError("the embeddings loader failed: OperationalError: connection refused")
 
-    with pytest.raises(RuntimeError, match="connection refused"):
-        demo.deploy_and_load(deploy, events.append, say=lambda text: None)
-    assert events == []
-    assert demo.deploy_and_load(lambda: None, events.append, say=lambda text: None) is False and events == []
+    with pytest.raises(LoaderError, match="connection refused"):
+        demo.load_with_force(invoke, EVENT, say=lambda text: None)
+    assert events == [EVENT]
+    assert demo.load_with_force(lambda event: {"status": "unchanged"}, EVENT, say=lambda text: None) == (
+        {"status": "unchanged"}, False)
+
+
+def test_without_a_reachable_vector_database_the_counts_are_the_loaders() -> None:
+    answer = {"status": "loaded", "tables": {"item_emb": {"status": "loaded", "rows": 110},
+                                             "user_emb": {"status": "unchanged", "rows": 98}}}
+    assert demo.loaded_counts(answer, 32) == {"items": 110, "users": 98, "dim": 32}

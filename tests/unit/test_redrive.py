@@ -464,8 +464,9 @@ def test_harness_redrive_without_a_stack_says_to_bring_it_up_in_one_line(tmp_pat
                             text=True, timeout=120,
                             env={**os.environ, "RECSYS_LOCAL_DIR": str(tmp_path), "NO_COLOR": "1", "COLUMNS": "200"})
     assert result.returncode == 1
-    assert result.stdout.strip() == ("error: the stack has no redrive_function_name output: run `python -m harness "
-                                     "up` to deploy it")
+    assert result.stdout.strip() == (f"error: the local stack is not up (nothing runs in {Path(tmp_path).resolve()}): "
+                                     "run `harness up` first, or name a deployed stack with --outputs FILE or "
+                                     "--pulumi-stack NAME")
     assert "Traceback" not in result.stderr
 
 

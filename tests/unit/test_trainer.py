@@ -139,39 +139,39 @@ def test_parquet_without_the_etl_columns_is_refused_with_the_columns_it_lacks(tm
 
 def test_train_and_publish_reads_the_data_lake_and_publishes_to_the_artifacts_bucket(
         etl_output: Path, tmp_path: Path, moto_service: Any) -> None:
-    import boto3
-
-    from harness.emulator import state
+    from harness.workflows.handle import AwsEndpoints, StackHandle
     from harness.workflows.train import train_and_publish
 
-    s3 = boto3.client("s3", endpoint_url=moto_service.endpoint_url, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
     lake, artifacts = f"lake-{tmp_path.name}".lower()[:60], f"art-{tmp_path.name}".lower()[:60]
+    handle = StackHandle(name="t", outputs={"data_lake_bucket_id": lake, "artifacts_bucket_id": artifacts},
+                         aws=AwsEndpoints(default_url=moto_service.endpoint_url, credentials=("testing", "testing")))
+    s3 = handle.client("s3")
     for bucket in (lake, artifacts):
         s3.create_bucket(Bucket=bucket)
     for file in etl_output.rglob("*.parquet"):
         s3.upload_file(str(file), lake, f"ratings-ml-training/{file.relative_to(etl_output)}")
     s3.put_object(Bucket=lake, Key="ratings-ml-training/_SUCCESS", Body=b"")
-    state.save_state(tmp_path, {
-        "services": {"moto": {"host": moto_service.host, "port": moto_service.port}},
-        "outputs": {"data_lake_bucket_id": {"value": lake, "secret": False},
-                    "artifacts_bucket_id": {"value": artifacts, "secret": False}},
-    })
 
-    summary = train_and_publish(tmp_path, config=FAST)
+    summary = train_and_publish(handle, config=FAST, output_dir=tmp_path / "kept")
 
     assert (summary["items"], summary["users"], summary["dim"]) == (40, 60, 32)
+    assert summary["published_to"] == f"s3://{artifacts}/" and summary["artifacts_dir"] == str(tmp_path / "kept")
     published = {o["Key"] for o in s3.list_objects_v2(Bucket=artifacts)["Contents"]}
     assert published == set(summary["files"])
-    local = (tmp_path / "artifacts" / "embeddings" / "item_embeddings.csv").read_bytes()
+    local = (tmp_path / "kept" / "embeddings" / "item_embeddings.csv").read_bytes()
     assert s3.get_object(Bucket=artifacts, Key="embeddings/item_embeddings.csv")["Body"].read() == local
 
+    only_published = train_and_publish(handle, config=FAST)
+    assert only_published["artifacts_dir"] is None and only_published["files"] == summary["files"]
 
-def test_train_and_publish_without_a_stack_says_to_bring_it_up(tmp_path: Path) -> None:
+
+def test_train_and_publish_on_a_stack_without_the_buckets_names_the_missing_output() -> None:
+    from harness.workflows.handle import AwsEndpoints, StackHandle
     from harness.workflows.train import train_and_publish
 
-    with pytest.raises(TrainingDataError, match="run `python -m harness up` first"):
-        train_and_publish(tmp_path)
+    handle = StackHandle(name="dev", outputs={"data_lake_bucket_id": "lake"}, aws=AwsEndpoints())
+    with pytest.raises(TrainingDataError, match="the stack dev has no `artifacts_bucket_id` output"):
+        train_and_publish(handle)
 
 
 def test_the_train_command_reports_a_missing_input_in_one_line_without_a_traceback(
