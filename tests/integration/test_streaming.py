@@ -463,18 +463,20 @@ def test_n_sessions_in_n_records_out_even_when_the_database_stops_mid_stream(str
     import re
     import time
 
-    import boto3
     from recsys import events
 
+    from harness.cli import stream as stream_command
+    from harness.cli.target import local_handle
+    from harness.emulator.control_plane import runner_state_path
     from harness.workflows import stream
 
     state_dir, outputs = streaming_stack
-    target = stream.resolve_target(state_dir)
-    catalogue = stream.load_catalogue(target)
+    handle = local_handle(state_dir)
+    catalogue = stream.load_catalogue(handle)
 
-    first = stream.produce_and_wait(state_dir, 150, None, timeout_s=240, seed=11, empty_history_rate=0.05)
-    assert first["events_sent"] == 150 and first["records_delivered"] + first["records_failed"] == 150
-    assert first["objects"] >= 1
+    first = stream.produce_and_wait(handle, 150, None, timeout_s=240, seed=11, empty_history_rate=0.05)
+    assert first.events_sent == 150 and first.records_delivered + first.records_failed == 150
+    assert first.objects >= 1 and first.duplicates == 0 and first.without_recommendations == 0
 
     # The vector database (the engine's PostgreSQL for the RDS instance) stops mid-stream and restarts on its port.
     from harness.emulator import services
@@ -485,40 +487,42 @@ def test_n_sessions_in_n_records_out_even_when_the_database_stops_mid_stream(str
     server = services.PostgresService(**json.loads(record.read_text()))
     services.stop_postgres(server)
     try:
-        assert stream.produce(state_dir, 150, None, seed=12, empty_history_rate=0.05) == 150
+        produced = stream.produce(handle, 150, None, seed=12, empty_history_rate=0.05)
+        assert len(produced.session_ids) == 150
         time.sleep(3)
     finally:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(services, "free_port", lambda host=services.HOST: port)
             restarted = services.start_postgres(Path(server.data_dir).parent, log_dir=Path(server.log_path).parent)
         record.write_text(json.dumps({**json.loads(record.read_text()), "pid": restarted.pid}))
-    second = stream.wait_for_delivery(state_dir, None, 240)
-    assert second["records_delivered"] + second["records_failed"] == 150
-    stats = stream.runner_stats(target)
-    assert stats is not None and stats["invocation_failures"] >= 1, "the outage was felt by the processor"
-    print(f"\nfirst: {first}\nsecond: {second}\nrunner: {stats}")
+    second = stream.wait_for_delivery(handle, produced, 240)
+    assert second.records_delivered + second.records_failed == 150
+    delivery_stream = outputs["delivery_stream_name"]["value"]
+    stats = json.loads(runner_state_path(state_dir, delivery_stream).read_text())
+    assert stats["invocation_failures"] >= 1, "the outage was felt by the processor"
+    print(f"\nfirst: {first.counts()}\nsecond: {second.counts()}\nrunner: {stats}")
 
     import os
     import subprocess
     import sys
 
+    stream_command.remember(produced, state_dir)  # as `harness stream produce` does
     cli = subprocess.run([sys.executable, "-m", "harness", "stream", "status", "--json"], capture_output=True,
                          text=True, timeout=120, cwd=Path(__file__).parents[2],
                          env={**os.environ, "RECSYS_LOCAL_DIR": str(state_dir)})
     assert cli.returncode == 0, cli.stderr
     shown = json.loads(cli.stdout)
-    assert shown["events_read"] == 300 and shown["records_buffered"] == 0
-    assert shown["records_delivered"] + shown["records_failed"] == 300
-    assert shown["last_produce"]["events_sent"] == 150
+    assert (shown["kinesis_status"], shown["delivery_status"]) == ("ACTIVE", "ACTIVE")
+    assert shown["last_produce"] == second.counts()
 
     expected = [s["session_id"] for seed in (11, 12) for s in events.generate_sessions(
         catalogue, 150, seed=seed, mix=events.SessionMix(empty_history_rate=0.05))]
-    s3 = boto3.client("s3", endpoint_url=target.moto_url, region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
+    s3 = handle.client("s3")
+    bucket = outputs["recommendations_bucket_id"]["value"]
     delivered, errors = [], []
-    name = re.escape(target.delivery_stream) + r"-\d+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"
-    for obj in s3.list_objects_v2(Bucket=target.bucket).get("Contents", []):
-        lines = s3.get_object(Bucket=target.bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
+    name = re.escape(delivery_stream) + r"-\d+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"
+    for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        lines = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
         if obj["Key"].startswith("errors/"):
             assert re.fullmatch(r"errors/processing-failed/\d{4}/\d{2}/\d{2}/\d{2}/" + name, obj["Key"])
             errors.extend(json.loads(line) for line in lines)
