@@ -111,16 +111,23 @@ def env_exports(state: st.State, state_dir: Path) -> list[tuple[str, str]]:
 
 def mysql_client_settings(state: st.State) -> dict[str, str]:
     """Where the mysql client should point: the stack's source database, the same one `seed` and the Glue job use."""
-    from harness.workflows.seed import SeedError, resolve_target
-
-    try:
-        target = resolve_target(state, allow_external=True)
-    except SeedError:
-        maria = svc.RunningServices.from_dict(state["services"]).mariadb
-        return {"host": maria.host, "port": str(maria.port), "user": maria.user, "password": maria.password,
-                "database": "classicmodels"}
-    return {"host": target.host, "port": str(target.port), "user": target.user, "password": target.password,
-            "database": target.database}
+    source = state.get("source") or {}
+    if source.get("external"):  # `up --source-url`
+        return {"host": str(source["host"]), "port": str(source["port"]), "user": str(source["username"]),
+                "password": str(source["password"]), "database": str(source["database"])}
+    outputs: dict[str, Any] = state.get("outputs") or {}
+    if all(output_value(outputs, name) not in (None, "") for name in (
+            "source_db_host", "source_db_port", "source_db_username", "source_db_password")):
+        # The program's source database (the engine runs it as its own local server): its master user.
+        return {"host": str(output_value(outputs, "source_db_host")),
+                "port": str(output_value(outputs, "source_db_port")),
+                "user": str(output_value(outputs, "source_db_username")),
+                "password": str(output_value(outputs, "source_db_password")),
+                "database": str(output_value(outputs, "source_db_name") or "classicmodels")}
+    # Before the engine has deployed anything: the stack's own MariaDB, through its admin user.
+    maria = svc.RunningServices.from_dict(state["services"]).mariadb
+    return {"host": maria.host, "port": str(maria.port), "user": maria.user, "password": maria.password,
+            "database": "classicmodels"}
 
 
 def output_listing(shown: dict[str, Any]) -> str:

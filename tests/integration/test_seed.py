@@ -4,6 +4,7 @@ failed load that leaves the previous tables untouched."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -196,14 +197,6 @@ def test_a_failed_load_leaves_the_previous_tables_untouched(mariadb_service: ser
     query(mariadb_service, f"DROP DATABASE {database}")
 
 
-def test_seeding_an_external_source_needs_an_explicit_yes() -> None:
-    state = {"source": {"external": True, "host": "db.example", "port": 3306, "database": "classicmodels",
-                        "username": "admin", "password": "pw"}}
-    with pytest.raises(seeding.SeedError, match="Pass --overwrite-external"):
-        seeding.resolve_target(state)
-    assert seeding.resolve_target(state, allow_external=True).host == "db.example"
-
-
 def test_an_unreachable_source_is_a_clear_error_not_a_traceback() -> None:
     target = seeding.SeedTarget(host="127.0.0.1", port=services.free_port(), user="admin", password="x",
                                 database="classicmodels", external=False)
@@ -304,6 +297,38 @@ def test_harness_seed_writes_the_stacks_source_database(local_stack: Any, restor
         conn.close()
 
 
+def test_harness_seed_loads_the_lab_dump_through_the_stacks_seeder(local_stack: Any,
+                                                                   restores_default_source: None) -> None:
+    result = local_stack.run("seed", "--classicmodels-dump", str(DUMP_EXCERPT), "--seed", "4", "--json")
+
+    summary = json.loads(result.stdout)
+    expected = cm.dataset_from_dump(DUMP_EXCERPT.read_bytes(), 4)
+    bucket = local_stack.output("artifacts_bucket_id")
+    assert summary["counts"] == expected.counts()
+    assert summary["classicmodels_dump"] == f"s3://{bucket}/seed/mysqlsampledatabase.sql"
+    assert summary["target"] == f"classicmodels through {local_stack.output('source_seeder_function_name')}"
+    uploaded = local_stack.client("s3").get_object(Bucket=bucket, Key="seed/mysqlsampledatabase.sql")["Body"].read()
+    assert uploaded == DUMP_EXCERPT.read_bytes()
+    conn = pymysql_connect_source(local_stack)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT customerNumber, customerName FROM customers ORDER BY customerNumber")
+            assert cur.fetchall() == tuple((row[0], row[1]) for row in expected.tables["customers"])
+            cur.execute("SELECT customerNumber, productCode, productRating FROM ratings "
+                        "ORDER BY customerNumber, productCode")
+            assert cur.fetchall() == tuple(expected.tables["ratings"])
+    finally:
+        conn.close()
+
+
+def test_harness_seed_refuses_a_file_that_is_not_the_dump_before_any_work(local_stack: Any, tmp_path: Any) -> None:
+    archive = tmp_path / "mysqlsampledatabase.zip"
+    archive.write_bytes(b"PK\x03\x04 not really a zip")
+    result = local_stack.run("seed", "--classicmodels-dump", str(archive), check=False)
+    assert (result.returncode, result.stderr) == (
+        2, f"error: {archive} is a zip archive: unzip it and pass the mysqlsampledatabase.sql inside\n")
+
+
 def test_harness_seed_refuses_a_bad_scale_with_a_message_and_changes_nothing(local_stack: Any) -> None:
     conn = pymysql_connect_source(local_stack)
     with conn.cursor() as cur:
@@ -313,8 +338,8 @@ def test_harness_seed_refuses_a_bad_scale_with_a_message_and_changes_nothing(loc
 
     result = local_stack.run("seed", "--scale", "0", check=False)
 
-    assert result.returncode == 1
-    assert "scale must be a whole number from 1 to 1000 (got 0)" in result.stdout
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: scale must be a whole number from 1 to 1000 (got 0)")
     assert "Traceback" not in result.stdout + result.stderr
     conn = pymysql_connect_source(local_stack)
     with conn.cursor() as cur:
