@@ -177,6 +177,20 @@ class GlueRunService:
         body: dict[str, Any] = {"JobName": job_name, "Arguments": dict(arguments or {})}
         return str(self._start(body, trigger_name=trigger_name)["JobRunId"])
 
+    def wait_for(self, job_name: str, run_id: str, timeout_s: float = 4 * 3600.0) -> dict[str, Any]:
+        """The run (GetJobRun's JobRun) once it ended: for callers in this process without an HTTP endpoint (the
+        batch benchmark). Raises GlueApiError for an unknown run, TimeoutError past `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, body = self.call("GetJobRun", {"JobName": job_name, "RunId": run_id})
+            if status != 200:
+                raise GlueApiError(body["__type"], body["message"], status)
+            if body["JobRun"]["JobRunState"] not in ACTIVE_STATES:
+                return dict(body["JobRun"])
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Glue job run {run_id} still {body['JobRun']['JobRunState']} after {timeout_s} s")
+            time.sleep(0.2)
+
     def close(self) -> None:
         """Stop executing: running runs are killed and end FAILED saying the control plane stopped."""
         with self._lock:

@@ -1,15 +1,18 @@
-"""The Glue job through the local Glue API: a real MariaDB source, the AWS emulator (moto server), local Spark.
+"""The Glue job through Glue's API: a real MariaDB source, the AWS emulator (moto server), local Spark.
 
 The job is set up in the emulator as the program deploys it (script in the scripts bucket, a JDBC connection whose
-credentials are in Secrets Manager, default arguments), then `harness.workflows.etl.run_job` starts it by name. What
-lands under
-`ratings-ml-training/` is compared with the same join computed independently by MariaDB.
+credentials are in Secrets Manager, default arguments), then started by name through the job-run service
+(`harness.emulator.glue_runs`, what the control plane answers `StartJobRun` with); its progress and summary are read
+from CloudWatch Logs as the workflow reads them. What lands under `ratings-ml-training/` is compared with the same join
+computed independently by MariaDB. On the whole local stack, `harness etl run` and plain boto3 calls (what `aws glue
+start-job-run` sends) go through the control plane's gateway.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
+from harness.emulator.glue_runs import GlueRunService
 from harness.emulator.services import MariaDBService, MotoService
 from harness.workflows import etl
 
@@ -86,7 +90,7 @@ def seed_classicmodels(conn: Any, seed: int = 7) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class DeployedJob:
-    endpoint: etl.AwsEndpoint
+    moto: MotoService
     job_name: str
     datalake: str
     database: str
@@ -136,14 +140,14 @@ def deployed_job(mariadb_service: MariaDBService, moto_service: MotoService) -> 
                           "--catalog_database": database, "--catalog_table": TABLE,
                           "--target_path": f"s3://{datalake}/{PREFIX}"},
     )
-    yield DeployedJob(etl.AwsEndpoint(moto_service.endpoint_url), job_name, datalake, database, secret_name, source_db)
+    yield DeployedJob(moto_service, job_name, datalake, database, secret_name, source_db)
     with admin.cursor() as cur:
         cur.execute(f"DROP DATABASE {source_db}")
     admin.close()
 
 
 def published(job: DeployedJob) -> dict[str, str]:
-    return objects(job.endpoint.client("s3"), job.datalake)
+    return objects(aws(job.moto, "s3"), job.datalake)
 
 
 def objects(s3: Any, bucket: str) -> dict[str, str]:
@@ -155,7 +159,7 @@ def objects(s3: Any, bucket: str) -> dict[str, str]:
 
 
 def download(job: DeployedJob, into: Path) -> pa.Table:
-    return download_table(job.endpoint.client("s3"), job.datalake, into)
+    return download_table(aws(job.moto, "s3"), job.datalake, into)
 
 
 def download_table(s3: Any, bucket: str, into: Path) -> pa.Table:
@@ -173,27 +177,59 @@ def as_rows(table: pa.Table) -> list[tuple[Any, ...]]:
 
 
 @dataclass(frozen=True)
+class Run:
+    """A finished run: GetJobRun's JobRun, what its output said (stages, summary), the states seen while polling."""
+
+    job_run: dict[str, Any]
+    progress: etl.Progress
+    states: list[str]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        assert self.progress.summary is not None, self.job_run.get("ErrorMessage")
+        return self.progress.summary
+
+
+def run_job(service: GlueRunService, job: DeployedJob, timeout_s: float = 900) -> Run:
+    """StartJobRun, then GetJobRun until it ends, following the run's output in CloudWatch Logs."""
+    status, started = service.call("StartJobRun", {"JobName": job.job_name})
+    assert status == 200, started
+    run_id = started["JobRunId"]
+    progress, states = etl.Progress(), []
+    tail = etl.LogTail(aws(job.moto, "logs"), "/aws-glue/jobs/output", run_id)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, body = service.call("GetJobRun", {"JobName": job.job_name, "RunId": run_id})
+        assert status == 200, body
+        states.append(body["JobRun"]["JobRunState"])
+        progress.read(tail.new_lines())
+        if states[-1] not in etl.ACTIVE_STATES:
+            progress.read(tail.new_lines())
+            return Run(body["JobRun"], progress, states)
+        assert time.monotonic() < deadline, f"run {run_id} still {states[-1]}"
+        time.sleep(0.5)
+
+
+@dataclass(frozen=True)
 class FirstRun:
-    record: etl.JobRunRecord
-    stages: list[str]
-    state_dir: Path
+    run: Run
+    service: GlueRunService
 
 
 @pytest.fixture(scope="module")
-def first_run(deployed_job: DeployedJob, tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
+def first_run(deployed_job: DeployedJob, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
     """One successful run per module (Spark is the expensive part): both tests start from its output."""
-    stages: list[str] = []
-    state_dir = tmp_path_factory.mktemp("etl-state")
-    record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir,
-                         on_stage=lambda stage, _detail: stages.append(stage))
-    assert record.JobRunState == "SUCCEEDED", record.ErrorMessage
-    return FirstRun(record, stages, state_dir)
+    service = GlueRunService(tmp_path_factory.mktemp("etl-state"), deployed_job.moto.endpoint_url, "us-east-1")
+    run = run_job(service, deployed_job)
+    assert run.job_run["JobRunState"] == "SUCCEEDED", run.job_run.get("ErrorMessage")
+    yield FirstRun(run, service)
+    service.close()
 
 
 def test_the_output_equals_the_sql_join_with_one_partition_per_rated_customer_and_a_rerun_changes_nothing(
     deployed_job: DeployedJob, first_run: FirstRun, mariadb_service: MariaDBService, tmp_path: Path
 ) -> None:
-    record, stages = first_run.record, first_run.stages
+    run = first_run.run
 
     conn = mariadb_service.connect(deployed_job.source_db)
     with conn.cursor() as cur:
@@ -215,51 +251,52 @@ def test_the_output_equals_the_sql_join_with_one_partition_per_rated_customer_an
     assert sorted({k.split("/")[1] for k in published(deployed_job)}) == [f"customerNumber={n}" for n in rated]
     assert all(k.endswith(".snappy.parquet") for k in published(deployed_job))
 
-    counts = record.Summary["counts"] if record.Summary else {}
+    counts = run.summary["counts"]
     assert counts["ratings_read"] == ratings_in_source
     assert counts["rows_written"] == len(expected)
     assert counts["dropped"]["missing_customer"] + counts["dropped"]["missing_product"] == 2
     assert counts["dropped"]["rating_out_of_range"] == 2
-    assert stages == ["read", "transform", "write", "publish", "catalog", "done"]
+    assert run.progress.stages == ["read", "transform", "write", "publish", "catalog", "done"]
+    assert run.states[0] == "RUNNING" and run.states[-1] == "SUCCEEDED"
+    assert run.job_run["CompletedOn"] >= run.job_run["StartedOn"] and run.job_run["Arguments"] == {}
 
-    glue = deployed_job.endpoint.client("glue")
+    glue = aws(deployed_job.moto, "glue")
     table = glue.get_table(DatabaseName=deployed_job.database, Name=TABLE)["Table"]
     assert table["PartitionKeys"] == [{"Name": "customerNumber", "Type": "int"}]
     assert table["StorageDescriptor"]["Location"] == f"s3://{deployed_job.datalake}/{PREFIX}"
     partitions = glue.get_partitions(DatabaseName=deployed_job.database, TableName=TABLE)["Partitions"]
     assert sorted(int(p["Values"][0]) for p in partitions) == rated
 
-    second_record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, first_run.state_dir)
+    second = run_job(first_run.service, deployed_job)
 
-    assert second_record.JobRunState == "SUCCEEDED", second_record.ErrorMessage
+    assert second.job_run["JobRunState"] == "SUCCEEDED", second.job_run.get("ErrorMessage")
     assert as_rows(download(deployed_job, tmp_path / "second")) == expected
     assert sorted({k.split("/")[1] for k in published(deployed_job)}) == [f"customerNumber={n}" for n in rated]
     assert len(glue.get_partitions(DatabaseName=deployed_job.database, TableName=TABLE)["Partitions"]) == len(rated)
-    recorded = etl.load_record(first_run.state_dir, record.Id)
-    assert (recorded.JobRunState, recorded.Arguments["--target_path"]) == (
-        "SUCCEEDED", f"s3://{deployed_job.datalake}/{PREFIX}")
+    listed = first_run.service.call("GetJobRuns", {"JobName": deployed_job.job_name})[1]["JobRuns"]
+    assert [(r["Id"], r["JobRunState"]) for r in listed] == [(second.job_run["Id"], "SUCCEEDED"),
+                                                             (run.job_run["Id"], "SUCCEEDED")]
 
 
-def test_a_run_that_cannot_log_in_is_recorded_failed_with_the_error_and_keeps_the_previous_output(
+def test_a_run_that_cannot_log_in_is_failed_with_the_drivers_error_and_keeps_the_previous_output(
     deployed_job: DeployedJob, first_run: FirstRun
 ) -> None:
-    state_dir = first_run.state_dir
     before = published(deployed_job)
-    secrets = deployed_job.endpoint.client("secretsmanager")
+    secrets = aws(deployed_job.moto, "secretsmanager")
     original = secrets.get_secret_value(SecretId=deployed_job.secret_name)["SecretString"]
     secrets.put_secret_value(SecretId=deployed_job.secret_name,
                              SecretString=json.dumps({**json.loads(original), "password": "rotated-elsewhere"}))
     try:
-        record = etl.run_job(deployed_job.endpoint, deployed_job.job_name, state_dir)
+        run = run_job(first_run.service, deployed_job).job_run
     finally:
         secrets.put_secret_value(SecretId=deployed_job.secret_name, SecretString=original)
 
-    assert record.JobRunState == "FAILED"
-    assert record.ErrorMessage is not None
-    assert record.ErrorMessage.startswith("cannot read source table 'customers': ")
-    assert "Access denied for user" in record.ErrorMessage
-    assert "rotated-elsewhere" not in record.ErrorMessage
-    assert etl.load_record(state_dir).Id == record.Id
+    assert run["JobRunState"] == "FAILED"
+    assert run["ErrorMessage"].startswith("cannot read source table 'customers': ")
+    assert "Access denied for user" in run["ErrorMessage"]
+    assert "rotated-elsewhere" not in run["ErrorMessage"]
+    latest = first_run.service.call("GetJobRuns", {"JobName": deployed_job.job_name, "MaxResults": 1})[1]
+    assert latest["JobRuns"][0]["Id"] == run["Id"]
     assert published(deployed_job) == before
 
 
@@ -284,11 +321,54 @@ def test_etl_run_after_up_and_seed_publishes_the_join_of_the_stacks_own_source_d
     assert sorted({k.split("/")[1] for k in objects(s3, lake)}) == [f"customerNumber={n}" for n in rated]
     assert (summary["rows"], summary["partitions"]) == (len(expected), len(rated))
     assert summary["prefix"] == f"s3://{lake}/{PREFIX}"
-    run = json.loads(local_stack.run("etl", "get-run", summary["run_id"]).stdout)["JobRun"]
-    assert (run["JobRunState"], run["JobName"]) == ("SUCCEEDED", local_stack.output("glue_job_name"))
+    run = json.loads(local_stack.run("etl", "get-run", summary["run_id"][:12], "--json").stdout)["JobRun"]
+    assert (run["Id"], run["JobRunState"], run["JobName"]) == (
+        summary["run_id"], "SUCCEEDED", local_stack.output("glue_job_name"))
+    assert run["ExecutionTime"] == summary["execution_time_s"]
 
     again = json.loads(local_stack.run("etl", "run", "--json").stdout)
 
     assert as_rows(download_table(s3, lake, tmp_path / "again")) == expected
     assert len(objects(s3, lake)) == again["objects_published"] == summary["objects_published"]
     assert again["objects_deleted"] == summary["objects_published"], "every object of the first run was replaced"
+
+
+def test_start_job_run_on_the_local_stacks_endpoint_executes_the_job_and_get_job_run_tells_running_then_the_truth(
+    local_stack: Any
+) -> None:
+    """What `aws glue start-job-run` / `aws glue get-job-run` send, against the endpoint `harness env` exports."""
+    env = local_stack.env
+    glue, logs = (boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+                               aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                               aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"]) for service in ("glue", "logs"))
+    job = local_stack.output("glue_job_name")
+
+    def follow(run_id: str) -> tuple[list[str], dict[str, Any]]:
+        states: list[str] = []
+        deadline = time.monotonic() + 900
+        while True:
+            run = glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
+            states.append(run["JobRunState"])
+            if states[-1] not in etl.ACTIVE_STATES:
+                return states, run
+            assert time.monotonic() < deadline, f"{run_id} still {states[-1]}"
+            time.sleep(0.5)
+
+    refused = glue.start_job_run(JobName=job, Arguments={"--target_path": "ratings-ml-training/"})["JobRunId"]
+    refused_states, refused_run = follow(refused)
+    good = glue.start_job_run(JobName=job)["JobRunId"]
+    with pytest.raises(glue.exceptions.ConcurrentRunsExceededException):
+        glue.start_job_run(JobName=job)
+    states, run = follow(good)
+
+    assert (refused_states[0], refused_states[-1]) == ("RUNNING", "FAILED")
+    assert refused_run["ErrorMessage"] == (
+        "--target_path must be an s3://bucket/prefix/ URI, got 'ratings-ml-training/'")
+    assert refused_run["Arguments"] == {"--target_path": "ratings-ml-training/"}
+    assert (states[0], states[-1]) == ("RUNNING", "SUCCEEDED")
+    assert run["CompletedOn"] >= run["StartedOn"] and "ErrorMessage" not in run
+    output = [e["message"] for e in logs.get_log_events(logGroupName="/aws-glue/jobs/output", logStreamName=good,
+                                                         startFromHead=True)["events"]]
+    assert any(" ratings_etl summary {" in line for line in output)
+    listed = [r["Id"] for r in glue.get_job_runs(JobName=job)["JobRuns"]]
+    assert listed[:2] == [good, refused]
