@@ -1,13 +1,18 @@
-"""`python -m harness soak --minutes M --rate R/s [--faults]`: steady load through the local stack, then reconciliation.
+"""`harness soak --minutes M --rate R/s [--faults]`: steady load through a stack, then reconciliation.
+
+The local stack by default; `--outputs FILE`/`--pulumi-stack NAME` soak a stack deployed with `pulumi up` (asking first,
+unless `--yes`: it costs money). Faults are the emulator's (`harness.emulator.faults`), so `--fault`/`--faults` need
+the local stack.
 
 Exit status: 0 when every session sent is in exactly one delivered or error-output record (and, with --faults, every
-planned fault was injected); 1 on any loss, duplicate or fault that could not be injected; 2 when the soak could not
-run (stack not ready, bad option), with a message saying what to do.
+planned fault was injected); 1 on any loss, duplicate or fault that could not be injected, or when the soak could not
+run (stack not up or not ready), with a message saying what to do; 2 for a usage mistake (a bad option).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 from types import FrameType
@@ -20,7 +25,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from harness.cli import target
 from harness.emulator import state as st
+from harness.emulator.faults import FaultError, LocalFaultInjector
 from harness.workflows import soak as soaking
 
 FAULT_HELP = f"Only this fault kind (repeatable): {', '.join(soaking.FAULT_KINDS)}. Implies --faults."
@@ -86,9 +93,18 @@ def print_report(report: soaking.SoakReport, console: Console) -> None:
                   "[bold red]FAIL[/bold red]")
 
 
+def fail(message: str, console: Console, code: int) -> typer.Exit:
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def soak(
+        stack: target.StackName = None,
+        outputs: target.OutputsFile = None,
+        pulumi_stack: target.PulumiStack = None,
+        yes: target.Yes = False,
         minutes: float = typer.Option(5.0, help="How long to produce, in minutes (0.5 = 30 s)."),
         rate: str = typer.Option("20/s", help="Steady rate in events per second, e.g. 20/s."),
         faults: bool = typer.Option(False, "--faults", help="Inject faults at random moments (every kind unless "
@@ -104,7 +120,7 @@ def register(app: typer.Typer) -> None:
                                             help="Seconds to wait after producing for every session to show up."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     ) -> None:
-        """Drive the local stack at a steady rate, optionally with faults; reconcile every session sent."""
+        """Drive a stack at a steady rate, optionally with faults (local stack only); reconcile every session sent."""
         console = Console(stderr=True)
         state_dir = st.local_dir()
         try:
@@ -112,33 +128,53 @@ def register(app: typer.Typer) -> None:
             rate_value = soaking.parse_soak_rate(rate)
             kinds = soaking.parse_fault_kinds(fault or [])
             outage_s = soaking.parse_outage_seconds(outage_seconds)
+            if not math.isfinite(drain_timeout) or drain_timeout <= 0:
+                raise soaking.SoakError(f"--drain-timeout must be more than 0 seconds, got {drain_timeout:g}")
             faults = faults or bool(fault)
             if faults:  # a run too short for its faults is refused now, not after preparing the stack
                 soaking.plan_faults(minutes_value * 60, random.Random(0), kinds=kinds, outage_s=outage_s)
         except soaking.SoakError as err:
-            console.print(f"[red]error:[/red] {escape(str(err))}")
-            raise typer.Exit(2) from None
+            raise fail(str(err), console, 2) from None
+        chosen = target.choose(stack, outputs, pulumi_stack, console=console)
+        if faults and not chosen.local:
+            raise fail("--fault/--faults need the local stack (faults are injected into the emulator's processes): "
+                       "soak a deployed stack without them", console, 2)
+        handle = target.open_handle(chosen, console=console)
+        injector: LocalFaultInjector | None = None
+        if faults:
+            try:
+                injector = LocalFaultInjector.for_stack(state_dir, handle.outputs)
+                handle = injector.handle_beside_faults(handle)
+            except (FaultError, st.StateError) as err:
+                raise fail(str(err), console, 1) from None
+        total = max(1, math.ceil(minutes_value * 60 * rate_value))
+        target.confirm_changes(handle, f"`harness soak` sends {total:,} sessions through the stream over "
+                                       f"{minutes_value:g} min" + (" (seeding, training and loading first when "
+                                                                   "needed)" if prepare else ""),
+                               yes=yes, console=console)
+        report_path = state_dir / (soaking.REPORT_FILE if chosen.local else f"soak-report-{handle.name}.json")
 
         def interrupted(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt  # unwinds through run_soak's finally: faults are undone before we exit
 
         signal.signal(signal.SIGTERM, interrupted)
-        total = max(1, int(minutes_value * 60 * rate_value + 0.999))
         try:
             with Live(Text("starting"), console=console, refresh_per_second=4, transient=True) as live:
                 report = soaking.run_soak(
-                    state_dir, minutes=minutes_value, rate=rate_value, faults=faults, seed=seed, prepare=prepare,
-                    kinds=kinds, outage_s=outage_s,
+                    handle, minutes=minutes_value, rate=rate_value, faults=faults, seed=seed, prepare=prepare,
+                    kinds=kinds, outage_s=outage_s, injector=injector,
+                    # where the local stack's next deploy uploads the trained artifacts from (as `harness demo`)
+                    artifacts_dir=state_dir / "artifacts" if chosen.local else None,
                     drain_timeout_s=drain_timeout, progress=lambda p: live.update(_progress_line(p, total)),
                     say=lambda text: console.print(escape(text)))
-        except (soaking.SoakError, st.StateError) as err:
-            console.print(f"[red]error:[/red] {escape(str(err))}")
-            raise typer.Exit(2) from None
+        except soaking.SoakError as err:
+            raise fail(str(err), console, 1) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: faults undone, no reconciliation[/yellow]")
             raise typer.Exit(130) from None
+        soaking.write_report(report_path, report)
         print_report(report, Console(stderr=as_json))
-        console.print(f"report written to {state_dir / soaking.REPORT_FILE}")
+        console.print(f"report written to {report_path}", soft_wrap=True)
         if as_json:
             print(json.dumps(report.as_dict(), indent=2, default=str))
         if not report.ok:

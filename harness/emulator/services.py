@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -420,12 +420,28 @@ def postgres_healthy(service: PostgresService) -> bool:
 def stop_postgres(service: PostgresService) -> None:
     data_dir = Path(service.data_dir)
     if pid_alive(service.pid) and (data_dir / "postmaster.pid").exists():
+        os_user = _postgres_os_user()
+        if os_user is not None:  # an ancestor may have been tightened since the start (pytest's temp root is 0700)
+            _make_traversable(data_dir.parent)
         try:
             _run_as([str(postgres_bin_dir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-                    _postgres_os_user(), what="pg_ctl stop", log_path=Path(service.log_path), timeout=STOP_TIMEOUT_S)
+                    os_user, what="pg_ctl stop", log_path=Path(service.log_path), timeout=STOP_TIMEOUT_S)
         except (ServiceError, subprocess.TimeoutExpired):
             pass
     _terminate(service.pid)
+
+
+def restart_postgres(service: PostgresService) -> PostgresService:
+    """Start a server `stop_postgres` stopped with the options it last ran with (`pg_ctl restart` reads
+    postmaster.opts): the same port, so its clients reconnect as after an RDS reboot (`start_postgres` picks one)."""
+    data_dir, log_path = Path(service.data_dir), Path(service.log_path)
+    os_user = _postgres_os_user()
+    if os_user is not None:
+        _make_traversable(data_dir.parent)
+    _run_as([str(postgres_bin_dir() / "pg_ctl"), "-D", str(data_dir), "-l", str(log_path), "-w", "-t",
+             str(int(START_TIMEOUT_S)), "restart"], os_user, what="pg_ctl restart", log_path=log_path,
+            timeout=START_TIMEOUT_S + 10, new_session=True)
+    return replace(service, pid=int((data_dir / "postmaster.pid").read_text().splitlines()[0]))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from harness.cli.target import local_handle
 from harness.emulator import state as st
 from harness.emulator.control_plane import ControlPlaneClient, control_plane_dir, read_info
 from harness.workflows import soak
-from harness.workflows import stream as streaming
 from harness.workflows.soak.run import Collector, ProducedLog, put_tracked
 from harness.workflows.train import embedding_csv
 from tests.integration.conftest import run_harness, tail
@@ -67,8 +67,8 @@ def runner(state_dir: Path) -> dict[str, Any]:
 def send_and_collect(state_dir: Path, batch: list[dict[str, Any]]) -> tuple[soak.Reconciliation, dict[str, Any]]:
     """Put the sessions into the stack's stream, wait until each is in the bucket (or the time is up); what was found,
     reconciled by session_id, and the runner's counters once it holds nothing."""
-    target = soak.resolve(state_dir)
-    kinesis = streaming.aws_client(target.stream, "kinesis")
+    target = soak.resolve(local_handle(state_dir))
+    kinesis = target.handle.client("kinesis")
     log = ProducedLog()
     put_tracked(kinesis, target.stream.stream_name, batch, log)
     assert (len(log.sent_ids), log.refused) == (len(batch), 0)

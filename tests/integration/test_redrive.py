@@ -10,13 +10,16 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from recsys import events
 
+from harness.cli.target import local_handle
 from harness.emulator import firehose_runner
+from harness.emulator.control_plane import ControlPlaneClient, read_info
+from harness.emulator.faults import start_vector_db, stop_vector_db, vector_db_record
 from harness.workflows import stream as streaming
-from harness.workflows.soak import faults
 from harness.workflows.soak.target import ensure_ready
 
 REDRIVE_SCHEDULE = "rate(1 hour)"
@@ -34,11 +37,19 @@ def session_ids(catalogue: Any, count: int, seed: int, empty_history_rate: float
                                          mix=events.SessionMix(empty_history_rate=empty_history_rate)))
 
 
-def wait_settled(target: streaming.StreamTarget, baseline: int, more: int, timeout_s: float = 240) -> None:
+def runner_stats(state_dir: Path) -> dict[str, Any]:
+    """The delivery runner's counters, as the control plane reports them."""
+    info = read_info(state_dir)
+    assert info is not None, "the control plane is not running"
+    streams = ControlPlaneClient(info.url).status()["delivery_streams"]
+    return dict(next(iter(streams.values()), {}))
+
+
+def wait_settled(state_dir: Path, baseline: int, more: int, timeout_s: float = 240) -> None:
     """Until the runner has written `more` records (delivered or failed) beyond `baseline`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        stats = streaming.runner_stats(target) or {}
+        stats = runner_stats(state_dir)
         done = int(stats.get("records_delivered", 0)) + int(stats.get("records_failed", 0))
         if done >= baseline + more and not stats.get("records_buffered"):
             return
@@ -46,8 +57,8 @@ def wait_settled(target: streaming.StreamTarget, baseline: int, more: int, timeo
     raise AssertionError(f"the runner did not write {more} more records within {timeout_s} s: {stats}")
 
 
-def written(target: streaming.StreamTarget) -> int:
-    stats = streaming.runner_stats(target) or {}
+def written(state_dir: Path) -> int:
+    stats = runner_stats(state_dir)
     return int(stats.get("records_delivered", 0)) + int(stats.get("records_failed", 0))
 
 
@@ -65,24 +76,24 @@ def test_an_outage_is_redriven_by_the_deployed_function_and_every_session_is_del
     assert [r["ScheduleExpression"] for r in rules if "redrive" in r["Name"]] == [REDRIVE_SCHEDULE]
     assert function.endswith("-redrive")
 
-    target = ensure_ready(state_dir, prepare=True, say=print)
-    catalogue = streaming.load_catalogue(target.stream)
-    bucket = target.stream.bucket
+    target = ensure_ready(local_handle(state_dir), prepare=True, say=print)
+    catalogue = streaming.load_catalogue(target.handle)
+    bucket = target.stream.layout.bucket
     seeds = [uuid.uuid4().int % 10**9 for _ in range(2)]
 
     # Delivered before the outage.
-    before = streaming.produce_and_wait(state_dir, 40, None, seed=seeds[0], timeout_s=240)
-    assert before["records_delivered"] == 40
+    before = streaming.produce_and_wait(target.handle, 40, None, seed=seeds[0], timeout_s=240)
+    assert before.records_delivered == 40
 
     # The vector database stops for longer than the processor's retries: every batch of the second send fails.
-    record = faults.vector_db_record(state_dir, int(target.vector_db["port"]))
-    faults.stop_postgres(record)
+    record = vector_db_record(state_dir, int(target.handle.output("vector_db_port")))
+    stop_vector_db(record)
     try:
-        sent = streaming.produce(state_dir, 60, None, seed=seeds[1], empty_history_rate=0.1)
-        outage = streaming.wait_for_delivery(state_dir, sent, 240)
+        sent = streaming.produce(target.handle, 60, None, seed=seeds[1], empty_history_rate=0.1)
+        outage = streaming.wait_for_delivery(target.handle, sent, 240)
     finally:
-        faults.start_postgres_same_port(record)
-    assert (outage["records_delivered"], outage["records_failed"]) == (0, 60)
+        start_vector_db(record)
+    assert (outage.records_delivered, outage.records_failed) == (0, 60)
 
     first_batch = session_ids(catalogue, 40, seeds[0])
     second_batch = session_ids(catalogue, 60, seeds[1], empty_history_rate=0.1)
@@ -117,11 +128,11 @@ def test_an_outage_is_redriven_by_the_deployed_function_and_every_session_is_del
     assert "to send" in shown and "poison records" in shown
     assert f"  {extra_key} line 2: Lambda.FunctionError: the record is not valid JSON" in shown.splitlines()[-1]
 
-    baseline = written(target.stream)
+    baseline = written(state_dir)
     report = redrive(local_stack)
     assert (report["sent"], report["already_delivered"], report["duplicates"], report["poison"]) == (60, 1, 0, 1)
     assert report["objects_marked"] == report["objects_read"] >= 2
-    wait_settled(target.stream, baseline, 60)
+    wait_settled(state_dir, baseline, 60)
 
     again = redrive(local_stack)
     assert (again["sent"], again["chosen"]) == (0, 0), "a second redrive sends nothing"

@@ -10,9 +10,10 @@ from typing import Literal
 
 from harness.workflows import stream as streaming
 
-FaultKind = Literal["postgres_restart", "worker_kill", "runner_pause", "runner_kill", "daemon_kill", "db_outage"]
+FaultKind = Literal["postgres_restart", "worker_kill", "runner_pause", "runner_kill", "control_plane_kill",
+                    "db_outage"]
 FAULT_KINDS: tuple[FaultKind, ...] = (
-    "postgres_restart", "worker_kill", "runner_pause", "runner_kill", "daemon_kill", "db_outage")
+    "postgres_restart", "worker_kill", "runner_pause", "runner_kill", "control_plane_kill", "db_outage")
 ObjectKind = Literal["delivered", "error"]
 
 REPORT_FILE = "soak-report.json"
@@ -35,6 +36,9 @@ MIN_SCALED_FAULT_S = 2.0
 WORKER_BUSY_POLL_S = 0.01
 DEFAULT_DRAIN_TIMEOUT_S = 240.0
 COLLECT_INTERVAL_S = 3.0
+# After everything is found, how long at most to wait for whatever the delivery stream may still hold (a duplicate on
+# its way).
+SETTLE_MAX_S = 60.0
 PUT_ATTEMPTS = 5
 
 
@@ -95,7 +99,7 @@ def parse_outage_seconds(value: float) -> float:
 def _length(kind: FaultKind, rng: random.Random, outage_s: float) -> float:
     if kind == "db_outage":
         return outage_s
-    return rng.uniform(*(KILL_DURATION_S if kind in ("runner_kill", "daemon_kill") else FAULT_DURATION_S))
+    return rng.uniform(*(KILL_DURATION_S if kind in ("runner_kill", "control_plane_kill") else FAULT_DURATION_S))
 
 
 def plan_faults(duration_s: float, rng: random.Random, *, kinds: Sequence[FaultKind] = FAULT_KINDS,

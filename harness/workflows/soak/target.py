@@ -1,132 +1,125 @@
-"""The stack's parts the soak touches, and making them ready (`--prepare`)."""
+"""The stack's parts the soak touches, through its `StackHandle` alone, and making them ready (`--prepare`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from harness.emulator import state as st
 from harness.workflows import stream as streaming
+from harness.workflows.handle import HandleError, StackHandle
 from harness.workflows.soak.plan import SoakError
 
 
 @dataclass(frozen=True)
 class SoakTarget:
+    handle: StackHandle
     stream: streaming.StreamTarget
-    transformation_function: str
-    vector_db: dict[str, Any]  # host, port, user, password, dbname
-    error_root: str
+
+    @property
+    def error_root(self) -> str:
+        """The literal start of the error output's keys (up to the template's first expression)."""
+        return self.stream.layout.error_template.split("!{", 1)[0]
 
 
-def _output(state: st.State, name: str) -> Any:
-    entry = (state.get("outputs") or {}).get(name)
-    return entry.get("value") if isinstance(entry, dict) else None
-
-
-def resolve(state_dir: Path) -> SoakTarget:
+def resolve(handle: StackHandle) -> SoakTarget:
+    """The stream, the delivery stream and where it writes, as the Firehose API describes them."""
     try:
-        stream_target = streaming.resolve_target(state_dir)
+        return SoakTarget(handle=handle, stream=streaming.resolve_target(handle))
     except streaming.StreamError as err:
         raise SoakError(str(err)) from None
-    state = st.load_state(state_dir)
-    names = {n: _output(state, n) for n in ("transformation_function_name", "vector_db_host", "vector_db_port",
-                                             "vector_db_master_username", "vector_db_master_password")}
-    missing = [n for n, v in names.items() if v in (None, "")]
-    if missing:
-        raise SoakError(f"the stack has no {', '.join(missing)} output: run `python -m harness up` to deploy it")
-    firehose = streaming.aws_client(stream_target, "firehose")
-    description = firehose.describe_delivery_stream(DeliveryStreamName=stream_target.delivery_stream)
-    return SoakTarget(
-        stream=stream_target, transformation_function=str(names["transformation_function_name"]),
-        vector_db={"host": names["vector_db_host"], "port": int(names["vector_db_port"]),
-                   "user": names["vector_db_master_username"], "password": names["vector_db_master_password"],
-                   "dbname": _output(state, "vector_db_name") or "postgres"},
-        error_root=streaming.error_output_root(description),
-    )
 
 
-def count_item_embeddings(target: SoakTarget) -> int:
+def count_item_embeddings(handle: StackHandle) -> int | None:
+    """Rows in the live item embeddings table; None when the vector database cannot be reached from here (it is
+    private on AWS)."""
     import psycopg2
 
     try:
-        conn = psycopg2.connect(connect_timeout=10, **target.vector_db)
-    except psycopg2.Error as err:
-        raise SoakError(f"cannot reach the vector database {target.vector_db['host']}:{target.vector_db['port']}: "
-                        f"{str(err).strip()}; is the stack up (`python -m harness status`)?") from None
+        conn = psycopg2.connect(connect_timeout=10, **handle.vector_db_settings())
+    except HandleError as err:
+        raise SoakError(str(err)) from None
+    except psycopg2.OperationalError:
+        return None
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('item_emb') IS NOT NULL")
-            if not cur.fetchone()[0]:
+            exists = cur.fetchone()
+            if not exists or not exists[0]:
                 return 0
             cur.execute("SELECT COUNT(*) FROM item_emb")
-            return int(cur.fetchone()[0])
+            counted = cur.fetchone()
+            return int(counted[0]) if counted else 0
     finally:
         conn.close()
 
 
-def _artifacts_ready(state_dir: Path, target: SoakTarget) -> tuple[str, bool]:
-    bucket = _output(st.load_state(state_dir), "artifacts_bucket_id")
-    if not bucket:
-        raise SoakError("the stack has no artifacts_bucket_id output: run `python -m harness up` to deploy it")
-    s3 = streaming.aws_client(target.stream, "s3")
-    keys = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in page.get("Contents", [])}
-    wanted = {"serving/model.safetensors", "serving/preprocessing.json", "embeddings/item_embeddings.csv",
-              "embeddings/user_embeddings.csv"}
-    return str(bucket), wanted <= keys
-
-
-def invoke_loader(state_dir: Path, target: SoakTarget, bucket: str) -> None:
-    """The embeddings loader with its documented event (docs/ARCHITECTURE.md), through the daemon's Lambda API."""
-    from harness.workflows.loader import LoaderError
-    from harness.workflows.loader import invoke_loader as invoke
-
+def ensure_ready(handle: StackHandle, *, prepare: bool, say: Callable[[str], None],
+                 artifacts_dir: Path | None = None) -> SoakTarget:
+    """The soak needs customers and products to make sessions from and embeddings in pgvector. With `prepare`, missing
+    parts are made by the demo's own stages (seed, batch, train, load; `artifacts_dir` keeps a copy of what training
+    publishes); otherwise the message says what to run."""
+    target = resolve(handle)
     try:
-        invoke(state_dir, {"bucket": bucket, "item_key": "embeddings/item_embeddings.csv",
-                           "user_key": "embeddings/user_embeddings.csv"})
-    except LoaderError as err:
-        raise SoakError(str(err)) from None
-
-
-def ensure_ready(state_dir: Path, *, prepare: bool, say: Callable[[str], None]) -> SoakTarget:
-    """The soak needs customers and products in the source, the serving bundle, and embeddings in pgvector. With
-    `prepare`, missing parts are made the way the demo makes them (seed, ETL, training, the loader); otherwise the
-    message says what to run."""
-    target = resolve(state_dir)
-    try:
-        streaming.load_catalogue(target.stream)
+        streaming.load_catalogue(handle, say=say)
     except streaming.StreamError as err:
         if not prepare:
             raise SoakError(f"{err}; or pass --prepare") from None
-        from harness.workflows.seed import seed_source
-
         say("preparing: seeding the source database")
-        _preparing("seeding the source", lambda: seed_source(state_dir, scale=1))
-    if count_item_embeddings(target) > 0:
+        _preparing("seeding the source", lambda: _seed(handle))
+    items = count_item_embeddings(handle)
+    if items is None:
+        say("the vector database is not reachable from here: not checking that it holds embeddings (records fail "
+            "into the error output if it holds none)")
+        return target
+    if items > 0:
         return target
     if not prepare:
         raise SoakError("the vector database holds no item embeddings, so every record would fail: run "
-                        "`python -m harness demo` first, or pass --prepare")
-    bucket, ready = _artifacts_ready(state_dir, target)
-    if not ready:
-        from harness.workflows.etl import run_etl
-        from harness.workflows.train import train_and_publish
-
-        say("preparing: running the ETL (Glue job on local Spark)")
-        _preparing("the ETL", lambda: run_etl(state_dir))
-        say("preparing: training and publishing embeddings")
-        _preparing("training", lambda: train_and_publish(state_dir))
-    say("preparing: loading the embeddings into pgvector")
-    invoke_loader(state_dir, target, bucket)
-    if count_item_embeddings(target) == 0:
-        raise SoakError("the embeddings loader ran but item_emb is still empty; see the loader's log under "
-                        f"{st.logs_dir(state_dir)}")
+                        "`harness demo` first, or pass --prepare")
+    _prepare_embeddings(handle, say, artifacts_dir)
+    if not count_item_embeddings(handle):
+        raise SoakError("the embeddings loader ran but item_emb is still empty: see the embeddings loader's log")
     return target
 
 
-def _preparing(stage: str, run: Callable[[], Any]) -> None:
+def _seed(handle: StackHandle) -> None:
+    from harness.workflows.seed import seed_stack
+
+    seed_stack(handle, scale=1)
+
+
+def embeddings_published(handle: StackHandle) -> bool:
+    """Whether the files the loader's event names are in the artifacts bucket (the trainer published them)."""
+    from botocore.exceptions import ClientError
+
+    from harness.workflows.loader import load_event
+
+    event = load_event(handle)
+    s3 = handle.client("s3")
+    try:
+        for key in (event["item_key"], event["user_key"]):
+            s3.head_object(Bucket=event["bucket"], Key=key)
+    except ClientError:
+        return False
+    return True
+
+
+def _prepare_embeddings(handle: StackHandle, say: Callable[[str], None], artifacts_dir: Path | None) -> None:
+    from harness.workflows.etl import run_etl
+    from harness.workflows.loader import invoke_loader, load_event
+    from harness.workflows.train import train_and_publish
+
+    if not embeddings_published(handle):
+        say("preparing: running the batch job (Glue)")
+        _preparing("the batch job", lambda: run_etl(handle))
+        say("preparing: training and publishing embeddings")
+        _preparing("training", lambda: train_and_publish(handle, output_dir=artifacts_dir))
+    say("preparing: loading the embeddings into pgvector")
+    _preparing("loading the embeddings", lambda: invoke_loader(handle, load_event(handle)))
+
+
+def _preparing(stage: str, run: Callable[[], object]) -> None:
     # The stages raise their own user-facing errors (SeedError, EtlError, ...: RuntimeErrors with a message that says
     # what to do); the soak reports them as its own, one message, no traceback.
     try:
@@ -135,5 +128,3 @@ def _preparing(stage: str, run: Callable[[], Any]) -> None:
         raise
     except (RuntimeError, ValueError) as err:
         raise SoakError(f"preparing the stack failed at {stage}: {err}") from None
-
-
