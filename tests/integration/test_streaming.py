@@ -502,6 +502,24 @@ def test_n_sessions_in_n_records_out_even_when_the_database_stops_mid_stream(str
     assert stats["invocation_failures"] >= 1, "the outage was felt by the processor"
     print(f"\nfirst: {first.counts()}\nsecond: {second.counts()}\nrunner: {stats}")
 
+    # The control plane gives its runners CloudWatch: the records delivered to S3 show as Firehose's own metric.
+    import datetime as dt
+
+    cloudwatch = handle.client("cloudwatch")
+    metric_sum = -1.0
+    for _ in range(30):
+        now = dt.datetime.now(dt.UTC)
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Firehose", MetricName="DeliveryToS3.Records", Statistics=["Sum"], Period=60,
+            Dimensions=[{"Name": "DeliveryStreamName", "Value": delivery_stream}],
+            StartTime=now - dt.timedelta(hours=1), EndTime=now + dt.timedelta(minutes=1))["Datapoints"]
+        metric_sum = sum(point["Sum"] for point in points)
+        stats = json.loads(runner_state_path(state_dir, delivery_stream).read_text())
+        if metric_sum == stats["records_delivered"]:
+            break
+        time.sleep(1)
+    assert metric_sum == stats["records_delivered"] >= first.records_delivered + second.records_delivered
+
     import os
     import subprocess
     import sys

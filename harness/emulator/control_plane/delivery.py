@@ -42,8 +42,9 @@ def stream_version(description: Mapping[str, Any]) -> str:
 
 class DeliveryRunners:
     def __init__(self, state_dir: Path, firehose: Any, kinesis: Any, s3: Any,
-                 invoke_processor: Callable[[str, Mapping[str, Any]], Any]) -> None:
+                 invoke_processor: Callable[[str, Mapping[str, Any]], Any], *, cloudwatch: Any = None) -> None:
         self.state_dir = state_dir
+        self.cloudwatch = cloudwatch
         self.firehose = firehose
         self.kinesis = kinesis
         self.s3 = s3
@@ -67,7 +68,7 @@ class DeliveryRunners:
                 if current is not None:
                     self._stop(current)
                 runner = FirehoseRunner(description, self.kinesis, self.s3, self.invoke_processor, time.time,
-                                        state_path=runner_state_path(self.state_dir, name))
+                                        state_path=runner_state_path(self.state_dir, name), cloudwatch=self.cloudwatch)
                 entry = DeliveryStreamRunner(name, version, runner)
                 entry.thread = threading.Thread(target=self._run, args=(entry,), name=f"firehose-{name}", daemon=True)
                 self.runners[name] = entry

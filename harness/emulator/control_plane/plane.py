@@ -43,7 +43,9 @@ class ControlPlane:
         self.function_urls = FunctionUrls(state_dir, region, self.functions)
         self.delivery = DeliveryRunners(state_dir, session.client("firehose", endpoint_url=self.moto_url),
                                         session.client("kinesis", endpoint_url=self.moto_url), s3,
-                                        self.functions.invoke_processor)
+                                        self.functions.invoke_processor,
+                                        # The delivery streams' AWS/Firehose metrics, where Firehose publishes them.
+                                        cloudwatch=session.client("cloudwatch", endpoint_url=self.moto_url))
         # Glue's job-run operations, answered by the gateway (every other Glue call is moto's).
         self.job_runs = GlueRunService(state_dir, self.moto_url, region)
         self.glue_operations: frozenset[str] = GLUE_RUN_OPERATIONS
