@@ -8,10 +8,10 @@ from typing import Any
 import typer
 from typer.core import TyperOption
 
-from harness.cli import bench, demo, etl, preview, redrive, seed, soak, stack, stream, train
+from harness.cli import bench, demo, etl, invoke, preview, redrive, seed, soak, stack, stream, train
 
 # Order is the order of `--help`: lifecycle first, then the platform's stages, then measurements.
-COMMAND_GROUPS = (preview, stack, seed, etl, train, stream, redrive, demo, soak, bench)
+COMMAND_GROUPS = (preview, stack, seed, etl, train, stream, redrive, invoke, demo, soak, bench)
 
 _option_type = TyperOption.display_type_rich
 

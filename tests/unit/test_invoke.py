@@ -122,3 +122,40 @@ def test_a_round_trip_over_http_is_accepted_and_a_wrong_secret_is_a_403_answer(v
 def test_an_unreachable_url_is_a_one_line_error() -> None:
     with pytest.raises(InvokeError, match="cannot reach http://127.0.0.1:9/x"):
         call_function_url(handle("http://127.0.0.1:9/"), "/x", timeout_s=2)
+
+
+def run_cli(args: list[str], outputs: dict[str, Any], tmp_path: Any, key: str = "AKIDEXAMPLE") -> Any:
+    from typer.testing import CliRunner
+
+    from harness.cli import app as cli
+
+    cli._register_commands()
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": key,
+           "AWS_SECRET_ACCESS_KEY": "secret-example", "COLUMNS": "200"}
+    return CliRunner().invoke(cli.app, ["invoke", *args, "--outputs", str(path)], env=env)
+
+
+def test_harness_invoke_url_signs_and_prints_the_answer(verifying_server: str, tmp_path: Any) -> None:
+    outputs = {"inference_function_url": verifying_server}
+    result = run_cli(["--url", "/items_from_user?limit=2", "--data", '{"users": []}'], outputs, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"method": "POST", "path": "/items_from_user", "query": "limit=2",
+                                         "body": '{"users": []}'}
+    refused = run_cli(["--url", "/x"], outputs, tmp_path, key="AKIDOTHER")
+    assert refused.exit_code == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "give either a FUNCTION"),
+    (["inference", "--url", "/x"], "give either a FUNCTION"),
+    (["--url", "/x", "--method", "FETCH"], "unknown --method 'FETCH'"),
+    (["inference", "--method", "GET"], "--method applies to --url only"),
+    (["inference", "--data", "not json"], "must be JSON"),
+    (["inference", "--data", "@/nonexistent/file.json"], "cannot read --data file"),
+])
+def test_harness_invoke_usage_mistakes_are_one_line_and_exit_2(args: list[str], message: str, tmp_path: Any) -> None:
+    result = run_cli(args, {"inference_function_url": "http://127.0.0.1:9/"}, tmp_path)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
