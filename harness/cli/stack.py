@@ -11,8 +11,6 @@ is validated before any service starts.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import shlex
 import shutil
@@ -26,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.emulator import endpoints
+from harness.emulator import control_plane, endpoints, engine
 from harness.emulator import services as svc
 from harness.emulator import state as st
 
@@ -168,7 +166,7 @@ def ensure_services(state_dir: Path) -> tuple[svc.RunningServices, bool]:
             return running, True
         down = ", ".join(name for name, ok in healthy.items() if not ok)
         console.print(f"[yellow]recorded services not all healthy ({down}): restarting them[/yellow]")
-        _stop_daemon(state_dir, with_databases=not healthy["moto"])
+        _stop_control_plane(state_dir, with_databases=not healthy["moto"])
         _stop_quietly(running)
 
         def forget_aws(s: st.State) -> None:
@@ -185,19 +183,15 @@ def ensure_services(state_dir: Path) -> tuple[svc.RunningServices, bool]:
     return running, False
 
 
-def _stop_daemon(state_dir: Path, *, with_databases: bool) -> bool:
-    """Stop the daemon (it holds the old services' addresses; the next deploy starts it again). With `with_databases`
-    also the local servers that stand for the program's RDS instances: when moto's state is gone, so are they."""
-    if importlib.util.find_spec("harness.emulator.control_plane") is None:
-        return False
-    daemon = importlib.import_module("harness.emulator.control_plane")
-    if with_databases and hasattr(daemon, "stop"):
-        daemon.stop(state_dir)
-        return True
-    if hasattr(daemon, "stop_process"):
-        daemon.stop_process(state_dir)
-        return True
-    return False
+def _stop_control_plane(state_dir: Path, *, with_databases: bool) -> bool:
+    """Stop the control plane (it holds the old services' addresses; the next deploy starts it again). With
+    `with_databases` also the local servers that stand for the program's RDS instances: when moto's state is gone, so
+    are they."""
+    if with_databases:
+        control_plane.stop(state_dir)
+    else:
+        control_plane.stop_process(state_dir)
+    return True
 
 
 def _stop_quietly(running: svc.RunningServices) -> None:
@@ -217,10 +211,6 @@ def check_source(source: SourceDatabase) -> None:
         raise StackError(f"cannot connect to --source-url {source.username}@{source.host}:{source.port}/"
                          f"{source.database}: {err.args[-1] if err.args else err}") from None
     conn.close()
-
-
-def engine_available() -> bool:
-    return importlib.util.find_spec("harness.emulator.engine") is not None
 
 
 def validate_stack_config(stack: str, state_dir: Path, source: dict[str, Any] | None) -> None:
@@ -255,8 +245,7 @@ def bring_up(state_dir: Path, stack: str = "local", source_url: str | None = Non
         check_source(parsed)
         source = parsed.as_state()
 
-    if engine_available():
-        validate_stack_config(stack, state_dir, source if source is not None else state.get("source"))
+    validate_stack_config(stack, state_dir, source if source is not None else state.get("source"))
 
     running, attached = ensure_services(state_dir)
 
@@ -269,12 +258,6 @@ def bring_up(state_dir: Path, stack: str = "local", source_url: str | None = Non
     st.update_state(state_dir, record)
     console.print(("attached to" if attached else "started") + f" moto :{running.moto.port}, PostgreSQL "
                   f":{running.postgres.port}, MariaDB :{running.mariadb.port} (state in {state_dir})")
-    if not engine_available():
-        console.print("[yellow]the engine (harness/emulator/engine.py) is not available yet: the services are running, "
-                      "no "
-                      "resources were deployed[/yellow]")
-        return {}
-    engine = importlib.import_module("harness.emulator.engine")
     import pulumi
 
     try:
@@ -293,7 +276,7 @@ def bring_down(state_dir: Path) -> list[str]:
     counters: the next stream starts at its first record, the counters at 0) and the recorded state (logs are kept)."""
     stopped: list[str] = []
     state = st.load_state(state_dir)
-    if _stop_daemon(state_dir, with_databases=True):
+    if _stop_control_plane(state_dir, with_databases=True):
         stopped.append("daemon")
     running = recorded_services(state)
     if running is not None:
@@ -383,7 +366,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-        """Show the services (pid, port, healthy) and the daemon's counters."""
+        """Show the services (pid, port, healthy) and the control plane's counters."""
         state_dir = st.local_dir()
         try:
             state = require_up(state_dir)
@@ -391,17 +374,13 @@ def register(app: typer.Typer) -> None:
             raise _fail(err) from None
         running = svc.RunningServices.from_dict(state["services"])
         healthy = svc.health(running)
-        daemon_status: dict[str, Any] = {}
-        if importlib.util.find_spec("harness.emulator.control_plane") is not None:
-            daemon = importlib.import_module("harness.emulator.control_plane")
-            if hasattr(daemon, "status"):
-                daemon_status = dict(daemon.status(state_dir))
+        plane_status: dict[str, Any] = dict(control_plane.status(state_dir))
         rows = [(name, getattr(running, name).pid, getattr(running, name).port, healthy[name])
                 for name in svc.SERVICE_NAMES]
         if as_json:
             print(json.dumps({"stack": state.get("stack"), "state_dir": str(state_dir),
                               "services": {n: {"pid": p, "port": port, "healthy": h} for n, p, port, h in rows},
-                              "daemon": daemon_status}, indent=2, default=str))
+                              "control_plane": plane_status}, indent=2, default=str))
             if not all(healthy.values()):
                 raise typer.Exit(1)
             return
@@ -412,11 +391,11 @@ def register(app: typer.Typer) -> None:
             table.add_row(name, str(pid), str(port), "[green]yes[/green]" if ok else "[red]no[/red]")
         out = Console()
         out.print(table)
-        if daemon_status:
-            counters = Table(title="daemon")
+        if plane_status:
+            counters = Table(title="control plane")
             counters.add_column("counter")
             counters.add_column("value", justify="right")
-            for key, value in daemon_status.items():
+            for key, value in plane_status.items():
                 counters.add_row(escape(key), escape(str(value)))
             out.print(counters)
         out.print(f"{len(state.get('outputs', {}))} stack outputs recorded (`python -m harness output`)")
