@@ -786,8 +786,8 @@ def test_the_quick_benchmark_reports_every_measure_as_json() -> None:
     import subprocess
     import sys
 
-    bench = Path(__file__).resolve().parents[2] / "bench" / "vectors.py"
-    result = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "bench.benchmarks.vectors", "--quick"], capture_output=True,
+                            text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
 
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)

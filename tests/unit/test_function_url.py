@@ -114,7 +114,9 @@ def test_a_request_that_is_not_exactly_what_was_signed_is_forbidden(change: str,
     }.get(change, {})
     request = sign(URL, body, headers={"Content-Type": "application/json", **kwargs.pop("headers", {})}, **kwargs)
     if change == "signed header":
-        request.headers.replace_header("X-Amz-Date", request.headers["X-Amz-Date"][:-3] + "59Z")
+        # A different second than the signed one (a request signed at :59 would otherwise be left unchanged).
+        signed_at = request.headers["X-Amz-Date"]
+        request.headers.replace_header("X-Amz-Date", signed_at[:-3] + ("58Z" if signed_at.endswith("59Z") else "59Z"))
     if change == "no signature":
         del request.headers["Authorization"]
 
