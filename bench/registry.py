@@ -112,3 +112,17 @@ def benchmarks() -> tuple[Benchmark, ...]:
                             f"bench/benchmarks/{missing[0]}.py with `BENCHMARK = register(Benchmark(name="
                             f"{missing[0]!r}, ...))`")
     return tuple(found[name] for name in names())
+
+
+def scales_and_runs(parser: Any, scales: str | None, runs: int | None, *, quick: bool, default_scales: str,
+                    example: str) -> tuple[list[int], int]:
+    """The `--scales`/`--runs` a benchmark was given (defaults: `default_scales` and RUNS; quick: scale 1, one run);
+    a malformed or non-positive value stops with argparse's usage error (exit 2)."""
+    try:
+        chosen = [int(s) for s in (scales or ("1" if quick else default_scales)).split(",")]
+    except ValueError:
+        parser.error(f"--scales takes comma-separated integers, e.g. --scales {example}")
+    count = runs if runs is not None else (1 if quick else RUNS)
+    if count < 1 or any(s < 1 for s in chosen):
+        parser.error("--runs and every scale must be at least 1")
+    return chosen, count

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.registry import RUNS, Benchmark, HeadlineRow, register
+from bench.registry import RUNS, Benchmark, HeadlineRow, register, scales_and_runs
 from bench.render import command_line, fmt, fmt_ratio, fmt_spread, table
 from bench.stats import ratio, spread
 from harness.emulator import endpoints
@@ -192,13 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default=None, help="comma-separated seeder scales (default 1,10,100)")
     parser.add_argument("--runs", type=int, default=None, help="measured runs per scale (default 5)")
     args = parser.parse_args(argv)
-    try:
-        scales = [int(s) for s in (args.scales or ("1" if args.quick else "1,10,100")).split(",")]
-    except ValueError:
-        parser.error("--scales takes comma-separated integers, e.g. --scales 1,10,100")
-    runs = args.runs or (1 if args.quick else RUNS)
-    if runs < 1 or any(s < 1 for s in scales):
-        parser.error("--runs and every scale must be at least 1")
+    scales, runs = scales_and_runs(parser, args.scales, args.runs, quick=args.quick, default_scales="1,10,100",
+                                   example="1,10,100")
 
     def say(message: str) -> None:
         print(f"[bench batch] {message}", file=sys.stderr, flush=True)

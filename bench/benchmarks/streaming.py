@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
 from bench.machine import machine_description  # noqa: E402
-from bench.registry import RUNS, Benchmark, Goal, HeadlineRow, register  # noqa: E402
+from bench.registry import RUNS, Benchmark, Goal, HeadlineRow, register, scales_and_runs  # noqa: E402
 from bench.render import command_line, fmt, fmt_ratio, fmt_spread, table  # noqa: E402
 from bench.stats import ratio, spread  # noqa: E402
 
@@ -341,13 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default=None, help="comma-separated seeder scales (default 1,100; quick: 1)")
     parser.add_argument("--runs", type=int, default=None, help="measured runs per path (default 5; quick: 1)")
     args = parser.parse_args(argv)
-    try:
-        scales = [int(s) for s in (args.scales or ("1" if args.quick else "1,100")).split(",")]
-    except ValueError:
-        parser.error("--scales takes comma-separated integers, e.g. --scales 1,100")
-    runs = args.runs or (1 if args.quick else RUNS)
-    if runs < 1 or any(s < 1 for s in scales):
-        parser.error("--runs and every scale must be at least 1")
+    scales, runs = scales_and_runs(parser, args.scales, args.runs, quick=args.quick, default_scales="1,100",
+                                   example="1,100")
     ours_records, lab_records = (BATCH * 2, 40) if args.quick else (BATCH * 20, 500)
 
     def say(message: str) -> None:
